@@ -1,0 +1,406 @@
+//! The incremental `text/event-stream` decoder.
+//!
+//! It follows WHATWG HTML § 9.2.6 "Interpreting an event stream" exactly, and
+//! works in time linear in its input whatever the chunking: each byte is scanned
+//! for a line end once, and only the unfinished tail of a chunk is copied (into a
+//! line buffer that is bounded by [`DecoderConfig::max_line_len`]).
+
+use std::collections::VecDeque;
+use std::mem;
+use std::time::Duration;
+
+use memchr::{memchr, memchr2};
+
+use crate::error::DecodeError;
+
+const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
+
+/// One thing the stream said, in stream order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Item {
+    /// A dispatched event (a blank line ended an event with data).
+    Event(MessageEvent),
+    /// A comment line (`:` and what follows it, one leading space removed).
+    Comment(String),
+    /// An accepted `retry` field: the new reconnection delay.
+    Retry(Duration),
+    /// An event was dropped because it broke a size limit; decoding goes on.
+    Error(DecodeError),
+}
+
+/// A dispatched event, as a browser's `MessageEvent` would carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MessageEvent {
+    /// The event type: the last `event` field, or `message` when none or empty.
+    pub event_type: String,
+    /// The `data` lines joined with LF.
+    pub data: String,
+    /// The last event id at dispatch (ids persist across events until changed).
+    pub id: String,
+}
+
+/// Limits that bound the decoder's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecoderConfig {
+    /// Longest line accepted, in bytes, line terminator excluded.
+    /// Default: 16 MiB.
+    pub max_line_len: usize,
+    /// Largest `data` of one event, in bytes. Default: 16 MiB.
+    pub max_event_len: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            max_line_len: 16 << 20,
+            max_event_len: 16 << 20,
+        }
+    }
+}
+
+impl DecoderConfig {
+    /// Sets [`max_line_len`](Self::max_line_len).
+    #[must_use]
+    pub fn max_line_len(mut self, bytes: usize) -> Self {
+        self.max_line_len = bytes;
+        self
+    }
+
+    /// Sets [`max_event_len`](Self::max_event_len).
+    #[must_use]
+    pub fn max_event_len(mut self, bytes: usize) -> Self {
+        self.max_event_len = bytes;
+        self
+    }
+}
+
+/// How a stream ended, as told by [`Decoder::finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Finish {
+    /// The stream ended between events.
+    Clean,
+    /// The stream ended inside an event (no closing blank line); that event was
+    /// discarded, as the standard requires.
+    DiscardedIncompleteEvent,
+}
+
+/// Where the decoder is with the optional byte-order mark at the stream start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bom {
+    /// `n` bytes of a BOM seen so far (0..=2).
+    Pending(usize),
+    Done,
+}
+
+/// An incremental event-stream decoder: [`feed`](Decoder::feed) it bytes in any
+/// chunks and take [`Item`]s out.
+///
+/// ```
+/// use tidings_codec::{Decoder, Item};
+///
+/// let mut decoder = Decoder::new();
+/// let mut items = Vec::new();
+/// for chunk in [&b"id: 1\ndata: hel"[..], b"lo\r", b"\n\n: ping\n"] {
+///     items.extend(decoder.feed(chunk));
+/// }
+/// let Item::Event(event) = &items[0] else { panic!() };
+/// assert_eq!((event.event_type.as_str(), event.data.as_str(), event.id.as_str()), ("message", "hello", "1"));
+/// assert_eq!(items[1], Item::Comment("ping".into()));
+/// assert_eq!(decoder.finish(), tidings_codec::Finish::Clean);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    config: DecoderConfig,
+    bom: Bom,
+    /// The unfinished line carried over from earlier chunks.
+    line: Vec<u8>,
+    /// The previous chunk ended with CR: a LF opening the next one belongs to it.
+    after_cr: bool,
+    /// Skipping the rest of a line that broke `max_line_len`.
+    skipping_line: bool,
+    /// The current event broke a limit: drop it at its blank line.
+    dropping_event: bool,
+    /// A field line was seen since the last blank line.
+    in_event: bool,
+    data: String,
+    event_type: String,
+    id_buffer: String,
+    last_event_id: String,
+    items: VecDeque<Item>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::with_config(DecoderConfig::default())
+    }
+}
+
+impl Decoder {
+    /// A decoder with the default limits.
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    /// A decoder with the given limits.
+    pub fn with_config(config: DecoderConfig) -> Decoder {
+        Decoder {
+            config,
+            bom: Bom::Pending(0),
+            line: Vec::new(),
+            after_cr: false,
+            skipping_line: false,
+            dropping_event: false,
+            in_event: false,
+            data: String::new(),
+            event_type: String::new(),
+            id_buffer: String::new(),
+            last_event_id: String::new(),
+            items: VecDeque::new(),
+        }
+    }
+
+    /// Starts from a known last event id, as a client resuming a stream does.
+    /// Events without an `id` field then carry this id.
+    #[must_use]
+    pub fn with_last_event_id(mut self, id: impl Into<String>) -> Decoder {
+        self.last_event_id = id.into();
+        self.id_buffer.clone_from(&self.last_event_id);
+        self
+    }
+
+    /// The last event id committed by a blank line: what a client sends as
+    /// `Last-Event-ID` when it reconnects. Empty when none (or reset by `id:`).
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// Decodes `chunk` and returns the items it completed.
+    ///
+    /// Items not taken from the returned iterator stay queued and come first
+    /// next time (or from [`next_item`](Self::next_item)); nothing is lost.
+    pub fn feed(&mut self, chunk: &[u8]) -> Items<'_> {
+        self.push_bytes(chunk);
+        Items { decoder: self }
+    }
+
+    /// Takes the next queued item, if any.
+    pub fn next_item(&mut self) -> Option<Item> {
+        self.items.pop_front()
+    }
+
+    /// Ends the stream: an unterminated line or event is discarded, as the
+    /// standard requires. The decoder is then ready for a new stream (a
+    /// reconnection); it keeps the last event id, as browsers do.
+    ///
+    /// Queued items stay available from [`next_item`](Self::next_item).
+    pub fn finish(&mut self) -> Finish {
+        let incomplete = self.in_event
+            || !self.line.is_empty()
+            || self.skipping_line
+            || matches!(self.bom, Bom::Pending(n) if n > 0);
+        self.bom = Bom::Pending(0);
+        self.line = Vec::new();
+        self.after_cr = false;
+        self.skipping_line = false;
+        self.dropping_event = false;
+        self.in_event = false;
+        self.data = String::new();
+        self.event_type.clear();
+        self.id_buffer.clone_from(&self.last_event_id);
+        if incomplete {
+            Finish::DiscardedIncompleteEvent
+        } else {
+            Finish::Clean
+        }
+    }
+
+    fn push_bytes(&mut self, mut input: &[u8]) {
+        if let Bom::Pending(mut seen) = self.bom {
+            while seen < BOM.len() {
+                match input.first() {
+                    None => {
+                        self.bom = Bom::Pending(seen);
+                        return;
+                    }
+                    Some(&b) if b == BOM[seen] => {
+                        seen += 1;
+                        input = &input[1..];
+                    }
+                    Some(_) => break,
+                }
+            }
+            self.bom = Bom::Done;
+            if seen < BOM.len() {
+                // Not a BOM after all: the bytes taken are stream content (an
+                // incomplete UTF-8 sequence, so they will decode as U+FFFD).
+                self.push_lines(&BOM[..seen]);
+            }
+        }
+        self.push_lines(input);
+    }
+
+    fn push_lines(&mut self, mut input: &[u8]) {
+        if input.is_empty() {
+            return; // an empty chunk must not forget a pending CR
+        }
+        if mem::take(&mut self.after_cr) && input.first() == Some(&b'\n') {
+            input = &input[1..];
+        }
+        while let Some(end) = memchr2(b'\r', b'\n', input) {
+            let content = &input[..end];
+            let terminator = if input[end] == b'\r' {
+                match input.get(end + 1) {
+                    Some(b'\n') => 2,
+                    Some(_) => 1,
+                    None => {
+                        self.after_cr = true;
+                        1
+                    }
+                }
+            } else {
+                1
+            };
+            if self.skipping_line {
+                self.skipping_line = false;
+            } else if self.line.is_empty() {
+                if content.len() > self.config.max_line_len {
+                    self.line_too_long();
+                } else {
+                    self.process_line(content);
+                }
+            } else if self.line.len() + content.len() > self.config.max_line_len {
+                self.line.clear();
+                self.line_too_long();
+            } else {
+                let mut line = mem::take(&mut self.line);
+                line.extend_from_slice(content);
+                self.process_line(&line);
+                line.clear();
+                self.line = line;
+            }
+            input = &input[end + terminator..];
+        }
+        if input.is_empty() || self.skipping_line {
+            return;
+        }
+        if self.line.len() + input.len() > self.config.max_line_len {
+            self.line = Vec::new();
+            self.line_too_long();
+            self.skipping_line = true;
+        } else {
+            self.line.extend_from_slice(input);
+        }
+    }
+
+    fn line_too_long(&mut self) {
+        self.drop_event(DecodeError::LineTooLong {
+            limit: self.config.max_line_len,
+        });
+    }
+
+    fn drop_event(&mut self, error: DecodeError) {
+        self.items.push_back(Item::Error(error));
+        self.dropping_event = true;
+        self.in_event = true;
+        self.data = String::new();
+    }
+
+    fn process_line(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            self.dispatch();
+            return;
+        }
+        if line[0] == b':' {
+            let comment = strip_one_space(&line[1..]);
+            self.items
+                .push_back(Item::Comment(lossy(comment).into_owned()));
+            return;
+        }
+        let (name, value) = match memchr(b':', line) {
+            Some(colon) => (&line[..colon], strip_one_space(&line[colon + 1..])),
+            None => (line, &[][..]),
+        };
+        self.in_event = true;
+        match name {
+            b"data" if !self.dropping_event => {
+                if self.data.len() + value.len() + 1 > self.config.max_event_len {
+                    self.drop_event(DecodeError::EventTooLarge {
+                        limit: self.config.max_event_len,
+                    });
+                } else {
+                    self.data.push_str(&lossy(value));
+                    self.data.push('\n');
+                }
+            }
+            b"event" if !self.dropping_event => {
+                self.event_type.clear();
+                self.event_type.push_str(&lossy(value));
+            }
+            b"id" if memchr(0, value).is_none() => {
+                self.id_buffer.clear();
+                self.id_buffer.push_str(&lossy(value));
+            }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                // All digits, so the only failure is overflow: saturate.
+                let millis = lossy(value).parse::<u64>().unwrap_or(u64::MAX);
+                self.items
+                    .push_back(Item::Retry(Duration::from_millis(millis)));
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self) {
+        if self.last_event_id != self.id_buffer {
+            self.last_event_id.clone_from(&self.id_buffer);
+        }
+        self.in_event = false;
+        if mem::take(&mut self.dropping_event) || self.data.is_empty() {
+            self.data.clear();
+            self.event_type.clear();
+            return;
+        }
+        let mut data = mem::take(&mut self.data);
+        data.pop(); // the LF after the last data line
+        let event_type = if self.event_type.is_empty() {
+            String::from("message")
+        } else {
+            mem::take(&mut self.event_type)
+        };
+        self.items.push_back(Item::Event(MessageEvent {
+            event_type,
+            data,
+            id: self.last_event_id.clone(),
+        }));
+    }
+}
+
+/// The items completed by one [`Decoder::feed`].
+#[derive(Debug)]
+pub struct Items<'a> {
+    decoder: &'a mut Decoder,
+}
+
+impl Iterator for Items<'_> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        self.decoder.items.pop_front()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.decoder.items.len();
+        (n, Some(n))
+    }
+}
+
+fn strip_one_space(value: &[u8]) -> &[u8] {
+    value.strip_prefix(b" ").unwrap_or(value)
+}
+
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
