@@ -27,7 +27,7 @@ step "format"
 cargo fmt --all --check
 
 step "clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace

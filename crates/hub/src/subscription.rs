@@ -1,0 +1,379 @@
+//! Subscribers and the [`Subscription`] stream.
+//!
+//! # Delivery, and what happens to a slow subscriber
+//!
+//! Every update has a position in the hub's one ordered log, and every
+//! subscription keeps a cursor: the last position it has passed. The fan-out
+//! pushes a pointer to each matching update into a small bounded queue per
+//! subscriber. A subscriber that cannot keep up (its queue is full, by count
+//! or by bytes) is never waited for and never grows memory: its queue is
+//! dropped and it is marked *lagged*. Its stream then reads the log from its
+//! cursor in pages (from the in-memory tail, else from the store) until it
+//! has caught up, and goes back to live delivery, skipping anything at or
+//! before its cursor. Resuming with `Last-Event-ID` is the same mechanism:
+//! register for live updates first, read history from the resume point,
+//! then switch to live. Nothing is lost or sent twice, and order is log order.
+//! Only when the slow subscriber falls further behind than the history
+//! retains does it miss updates; that is counted and logged.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use tokio::task::JoinHandle;
+
+use crate::error::StoreError;
+use crate::hub::Shared;
+use crate::presence::SubscriptionInfo;
+use crate::selector::Selector;
+use crate::store::Entry;
+
+/// Bounds of one subscriber's queue of pending updates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    pub(crate) max_entries: usize,
+    pub(crate) max_bytes: usize,
+}
+
+/// What the fan-out did with an update for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    Queued,
+    Lagged,
+    Skipped,
+}
+
+/// The hub's side of a subscription: what the index and the fan-out hold.
+#[derive(Debug)]
+pub(crate) struct Subscriber {
+    pub(crate) key: u64,
+    pub(crate) selectors: Box<[Selector]>,
+    /// Selectors of the subscriber's authorization, for private updates;
+    /// `None` for anonymous subscribers, who only get public updates.
+    pub(crate) authorized: Option<Box<[Selector]>>,
+    pub(crate) info: SubscriptionInfo,
+    /// Last position offered, to skip an update that several selectors match.
+    /// Only the fan-out (one thread) touches it.
+    last_offered: AtomicU64,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    entries: VecDeque<Arc<Entry>>,
+    bytes: usize,
+    lagged: bool,
+    /// Something was queued since the last keep-alive tick.
+    active: bool,
+    keep_alive: bool,
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+/// What the live queue has for the stream.
+enum Live {
+    Entry(Arc<Entry>),
+    Lagged,
+    KeepAlive,
+    Closed,
+    Pending,
+}
+
+impl Subscriber {
+    pub(crate) fn new(
+        key: u64,
+        selectors: Box<[Selector]>,
+        authorized: Option<Box<[Selector]>>,
+        info: SubscriptionInfo,
+    ) -> Subscriber {
+        Subscriber {
+            key,
+            selectors,
+            authorized,
+            info,
+            last_offered: AtomicU64::new(0),
+            queue: Mutex::default(),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding this lock; if something ever did, the
+        // queue's fields are still each valid, so go on rather than cascade.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this subscriber receives `entry`: a selector matches one of its
+    /// topics and, for a private update, the authorization matches one too.
+    pub(crate) fn wants(&self, entry: &Entry) -> bool {
+        any_match(&self.selectors, entry) && (!entry.private || self.authorized_for(entry))
+    }
+
+    fn authorized_for(&self, entry: &Entry) -> bool {
+        self.authorized
+            .as_deref()
+            .is_some_and(|selectors| any_match(selectors, entry))
+    }
+
+    /// Called by the fan-out, in log order, for every candidate update.
+    pub(crate) fn offer(&self, entry: &Arc<Entry>, limits: QueueLimits) -> Offer {
+        if self.last_offered.load(Ordering::Relaxed) >= entry.position {
+            return Offer::Skipped;
+        }
+        self.last_offered.store(entry.position, Ordering::Relaxed);
+        if entry.private && !self.authorized_for(entry) {
+            return Offer::Skipped;
+        }
+        let mut queue = self.queue();
+        if queue.closed || queue.lagged {
+            // A lagged subscriber will read this update from history.
+            return Offer::Skipped;
+        }
+        queue.active = true;
+        let full = queue.entries.len() >= limits.max_entries
+            || (!queue.entries.is_empty() && queue.bytes + entry.frame.len() > limits.max_bytes);
+        let offer = if full {
+            queue.lagged = true;
+            queue.entries = VecDeque::new();
+            queue.bytes = 0;
+            Offer::Lagged
+        } else {
+            queue.bytes += entry.frame.len();
+            queue.entries.push_back(entry.clone());
+            Offer::Queued
+        };
+        let waker = queue.waker.take();
+        drop(queue);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        offer
+    }
+
+    /// The keep-alive tick: a subscriber that got nothing since the last tick
+    /// gets a comment, so proxies and clients see the connection is alive.
+    pub(crate) fn tick(&self) {
+        let mut queue = self.queue();
+        if std::mem::take(&mut queue.active) || !queue.entries.is_empty() {
+            return;
+        }
+        queue.keep_alive = true;
+        let waker = queue.waker.take();
+        drop(queue);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Ends the subscription once what is queued has been taken.
+    pub(crate) fn close(&self) {
+        let mut queue = self.queue();
+        queue.closed = true;
+        let waker = queue.waker.take();
+        drop(queue);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn poll_live(&self, cx: &mut Context<'_>) -> Live {
+        let mut queue = self.queue();
+        if std::mem::take(&mut queue.lagged) {
+            return Live::Lagged;
+        }
+        if let Some(entry) = queue.entries.pop_front() {
+            queue.bytes -= entry.frame.len();
+            return Live::Entry(entry);
+        }
+        if queue.closed {
+            return Live::Closed;
+        }
+        if std::mem::take(&mut queue.keep_alive) {
+            return Live::KeepAlive;
+        }
+        match &queue.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => queue.waker = Some(cx.waker().clone()),
+        }
+        Live::Pending
+    }
+}
+
+fn any_match(selectors: &[Selector], entry: &Entry) -> bool {
+    entry
+        .topics
+        .iter()
+        .any(|topic| selectors.iter().any(|selector| selector.matches(topic)))
+}
+
+/// A read of history in progress, off the async threads.
+pub(crate) type PageRead = JoinHandle<Result<Vec<Arc<Entry>>, StoreError>>;
+
+/// A live subscription: a [`Stream`] of encoded frames, ready to write to a
+/// client as they are (events and keep-alive comments), in log order.
+///
+/// Dropping it unsubscribes. The stream ends when the hub shuts down, or if
+/// the history cannot be read while catching up (the client should then
+/// reconnect and resume with its last event id).
+#[derive(Debug)]
+pub struct Subscription {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) subscriber: Arc<Subscriber>,
+    pub(crate) cursor: u64,
+    pub(crate) catching_up: bool,
+    pub(crate) reading: Option<PageRead>,
+    pub(crate) page: VecDeque<Arc<Entry>>,
+    pub(crate) last_event_id: String,
+    pub(crate) missed_history: bool,
+    pub(crate) ended: bool,
+}
+
+impl Subscription {
+    /// The id of the last update before the first one this subscription
+    /// delivers, or `earliest` when it starts from the beginning of history:
+    /// the value of Mercure's `Last-Event-ID` response header.
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// True when the requested `Last-Event-ID` is no longer (or never was) in
+    /// the history, so the replay starts at the oldest update held and the
+    /// client may have missed some.
+    pub fn missed_history(&self) -> bool {
+        self.missed_history
+    }
+
+    /// Who this subscription is, for presence.
+    pub fn info(&self) -> &SubscriptionInfo {
+        &self.subscriber.info
+    }
+
+    /// Updates queued for this subscription and not yet taken: at most the
+    /// hub's `subscriber_queue`, however slow the reader.
+    pub fn backlog(&self) -> usize {
+        self.subscriber.queue().entries.len()
+    }
+
+    /// Ends the subscription after the frames already queued.
+    pub fn close(&self) {
+        self.subscriber.close();
+    }
+
+    /// Takes every frame that is ready now, up to `max`, so a writer can send
+    /// them in one vectored write. Returns `Ready(0)` at the end of the
+    /// stream, `Pending` (with the waker registered) when none is ready.
+    pub fn poll_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<usize> {
+        let mut taken = 0;
+        while taken < max {
+            match Pin::new(&mut *self).poll_next(cx) {
+                Poll::Ready(Some(frame)) => {
+                    out.push(frame);
+                    taken += 1;
+                }
+                Poll::Ready(None) => return Poll::Ready(taken),
+                Poll::Pending if taken > 0 => return Poll::Ready(taken),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(taken)
+    }
+
+    /// The next frame from a history page that this subscriber wants.
+    fn next_from_page(&mut self) -> Option<Bytes> {
+        while let Some(entry) = self.page.pop_front() {
+            if entry.position <= self.cursor {
+                continue;
+            }
+            if entry.position > self.cursor + 1 {
+                self.shared
+                    .history_gap(self.subscriber.key, self.cursor, entry.position);
+            }
+            self.cursor = entry.position;
+            if self.subscriber.wants(&entry) {
+                return Some(entry.frame.clone());
+            }
+        }
+        None
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if let Some(frame) = this.next_from_page() {
+                return Poll::Ready(Some(frame));
+            }
+            if let Some(read) = &mut this.reading {
+                let result = std::task::ready!(Pin::new(read).poll(cx));
+                this.reading = None;
+                match result
+                    .map_err(|e| StoreError::Io(e.to_string()))
+                    .and_then(|r| r)
+                {
+                    Ok(entries) => this.accept_page(entries),
+                    Err(error) => {
+                        tracing::error!(%error, subscriber = %this.subscriber.info.subscriber, "cannot read history; ending the subscription so the client resumes");
+                        this.ended = true;
+                    }
+                }
+                continue;
+            }
+            if this.catching_up {
+                match this.shared.read_page(this.cursor) {
+                    Ok(entries) => this.accept_page(entries),
+                    Err(read) => this.reading = Some(read),
+                }
+                continue;
+            }
+            match this.subscriber.poll_live(cx) {
+                Live::Entry(entry) => {
+                    if entry.position > this.cursor {
+                        this.cursor = entry.position;
+                        return Poll::Ready(Some(entry.frame.clone()));
+                    }
+                }
+                Live::Lagged => {
+                    this.shared.lagged();
+                    this.catching_up = true;
+                }
+                Live::KeepAlive => {
+                    return Poll::Ready(Some(Bytes::from_static(tidings_codec::KEEP_ALIVE)));
+                }
+                Live::Closed => this.ended = true,
+                Live::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Subscription {
+    fn accept_page(&mut self, entries: Vec<Arc<Entry>>) {
+        if entries.len() < crate::hub::PAGE {
+            self.catching_up = false;
+        }
+        self.page = entries.into();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(read) = self.reading.take() {
+            read.abort();
+        }
+        self.shared.unsubscribe(&self.subscriber);
+    }
+}

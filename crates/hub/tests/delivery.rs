@@ -1,0 +1,280 @@
+//! Publish and subscribe: selectors, alternates, privacy, resumption.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_nothing_ready, next_event, next_ids, strings};
+use futures_util::StreamExt;
+use tidings_hub::{Error, Hub, HubConfig, MemoryStore, Retention, SubscribeRequest, Update};
+
+#[tokio::test]
+async fn exact_and_wildcard_selectors() {
+    let hub = Hub::in_memory();
+    let mut exact = hub.subscribe(SubscribeRequest::new(["a"])).await.unwrap();
+    let mut all = hub.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
+    hub.publish(Update::new("a", "1").id("1")).await.unwrap();
+    hub.publish(Update::new("b", "2").id("2")).await.unwrap();
+    assert_eq!(next_event(&mut exact).await, ("1".into(), "1".into()));
+    assert_eq!(next_ids(&mut all, 2).await, strings(&["1", "2"]));
+    assert_nothing_ready(&mut exact);
+}
+
+#[tokio::test]
+async fn alternates_deliver_once() {
+    let hub = Hub::in_memory();
+    let mut alternate = hub.subscribe(SubscribeRequest::new(["alt"])).await.unwrap();
+    let mut both = hub
+        .subscribe(SubscribeRequest::new(["main", "alt", "*"]))
+        .await
+        .unwrap();
+    hub.publish(Update::new("main", "x").alternate("alt").id("1"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("other", "y").id("2"))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut alternate).await.0, "1");
+    assert_eq!(next_ids(&mut both, 2).await, strings(&["1", "2"]));
+    assert_nothing_ready(&mut alternate);
+    assert_nothing_ready(&mut both);
+}
+
+#[tokio::test]
+async fn private_updates_reach_only_authorized_subscribers() {
+    let hub = Hub::in_memory();
+    let mut anonymous = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    let mut authorized = hub
+        .subscribe(SubscribeRequest::new(["t"]).authorized(["t"]))
+        .await
+        .unwrap();
+    let mut elsewhere = hub
+        .subscribe(SubscribeRequest::new(["t"]).authorized(["other"]))
+        .await
+        .unwrap();
+    hub.publish(Update::new("t", "secret").id("p").private(true))
+        .await
+        .unwrap();
+    hub.publish(Update::new("t", "public").id("q"))
+        .await
+        .unwrap();
+    assert_eq!(next_ids(&mut authorized, 2).await, strings(&["p", "q"]));
+    assert_eq!(next_event(&mut anonymous).await.0, "q");
+    assert_eq!(next_event(&mut elsewhere).await.0, "q");
+    // Replay applies the same rule.
+    let mut replay = hub
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id("earliest"))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut replay).await.0, "q");
+}
+
+#[tokio::test]
+async fn resume_after_id_earliest_and_unknown() {
+    let hub = Hub::in_memory();
+    for id in ["1", "2", "3"] {
+        hub.publish(Update::new(if id == "2" { "b" } else { "a" }, id).id(id))
+            .await
+            .unwrap();
+    }
+    let mut after_1 = hub
+        .subscribe(SubscribeRequest::new(["a", "b"]).last_event_id("1"))
+        .await
+        .unwrap();
+    assert_eq!(after_1.last_event_id(), "1");
+    assert!(!after_1.missed_history());
+    assert_eq!(next_ids(&mut after_1, 2).await, strings(&["2", "3"]));
+
+    // Resuming is across topics: the position is in one log.
+    let mut only_a = hub
+        .subscribe(SubscribeRequest::new(["a"]).last_event_id("2"))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut only_a).await.0, "3");
+
+    let mut earliest = hub
+        .subscribe(SubscribeRequest::new(["*"]).last_event_id("earliest"))
+        .await
+        .unwrap();
+    assert_eq!(earliest.last_event_id(), "earliest");
+    assert_eq!(next_ids(&mut earliest, 3).await, strings(&["1", "2", "3"]));
+
+    let mut unknown = hub
+        .subscribe(SubscribeRequest::new(["*"]).last_event_id("gone"))
+        .await
+        .unwrap();
+    assert!(unknown.missed_history());
+    assert_eq!(next_ids(&mut unknown, 3).await, strings(&["1", "2", "3"]));
+
+    // A live subscription reports the last id before its first event.
+    let live = hub.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
+    assert_eq!(live.last_event_id(), "3");
+    hub.publish(Update::new("a", "4").id("4")).await.unwrap();
+    for sub in [&mut after_1, &mut earliest, &mut unknown] {
+        assert_eq!(next_event(sub).await.0, "4");
+    }
+}
+
+#[tokio::test]
+async fn empty_hub_says_earliest() {
+    let hub = Hub::in_memory();
+    let sub = hub.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
+    assert_eq!(sub.last_event_id(), "earliest");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_reason() {
+    let hub = Hub::in_memory();
+    hub.publish(Update::new("t", "x").id("same")).await.unwrap();
+    assert!(matches!(
+        hub.publish(Update::new("t", "y").id("same")).await,
+        Err(Error::DuplicateId(id)) if id == "same"
+    ));
+    assert!(matches!(
+        hub.publish(Update::new("t", "y").id("bad\nid")).await,
+        Err(Error::InvalidUpdate(_))
+    ));
+    assert!(matches!(
+        hub.subscribe(SubscribeRequest::new(Vec::<String>::new()))
+            .await,
+        Err(Error::NoSelector)
+    ));
+    // The refused updates are not in the log.
+    let mut all = hub
+        .subscribe(SubscribeRequest::new(["*"]).last_event_id("earliest"))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut all).await, ("same".into(), "x".into()));
+    assert_nothing_ready(&mut all);
+}
+
+#[tokio::test]
+async fn retention_by_count_and_bytes_evicts_the_oldest() {
+    let retention = Retention {
+        max_count: Some(3),
+        max_age: None,
+        max_bytes: None,
+    };
+    let hub = Hub::new(MemoryStore::new(retention), HubConfig::default()).unwrap();
+    for i in 1..=5 {
+        hub.publish(Update::new("t", "x").id(i.to_string()))
+            .await
+            .unwrap();
+    }
+    let mut sub = hub
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id("1"))
+        .await
+        .unwrap();
+    assert!(sub.missed_history(), "id 1 was evicted");
+    assert_eq!(next_ids(&mut sub, 3).await, strings(&["3", "4", "5"]));
+
+    let by_bytes = Retention {
+        max_count: None,
+        max_age: None,
+        max_bytes: Some(250),
+    };
+    let hub = Hub::new(MemoryStore::new(by_bytes), HubConfig::default()).unwrap();
+    for i in 1..=5 {
+        hub.publish(Update::new("t", "y".repeat(60)).id(i.to_string()))
+            .await
+            .unwrap();
+    }
+    let mut sub = hub
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id("earliest"))
+        .await
+        .unwrap();
+    assert_eq!(next_ids(&mut sub, 2).await, strings(&["4", "5"]));
+}
+
+#[tokio::test]
+async fn keep_alive_comments_on_idle_subscriptions_only() {
+    let config = HubConfig {
+        keep_alive: Duration::from_millis(50),
+        ..HubConfig::default()
+    };
+    let hub = Hub::new(MemoryStore::new(Retention::default()), config).unwrap();
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    let frame = tokio::time::timeout(common::WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&frame[..], b":\n\n");
+}
+
+#[tokio::test]
+async fn frames_ready_together_are_taken_together() {
+    let hub = Hub::in_memory();
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    for i in 0..5 {
+        hub.publish(Update::new("t", "x").id(i.to_string()))
+            .await
+            .unwrap();
+    }
+    let mut frames = Vec::new();
+    let taken = std::future::poll_fn(|cx| sub.poll_frames(cx, &mut frames, 100)).await;
+    assert_eq!(taken, 5);
+    assert_eq!(frames.len(), 5);
+}
+
+#[tokio::test]
+async fn shutdown_ends_streams_after_queued_frames() {
+    let hub = Hub::in_memory();
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    hub.publish(Update::new("t", "last").id("z")).await.unwrap();
+    hub.shutdown().await;
+    assert_eq!(next_event(&mut sub).await.0, "z");
+    assert!(sub.next().await.is_none());
+    assert!(matches!(
+        hub.publish(Update::new("t", "x")).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(
+        hub.subscribe(SubscribeRequest::new(["t"])).await,
+        Err(Error::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn uri_template_selectors() {
+    let hub = Hub::in_memory();
+    let mut books = hub
+        .subscribe(SubscribeRequest::new(["https://example.com/books/{id}"]))
+        .await
+        .unwrap();
+    let mut same_template = hub
+        .subscribe(SubscribeRequest::new(["https://example.com/books/{id}"]))
+        .await
+        .unwrap();
+    let mut search = hub
+        .subscribe(SubscribeRequest::new([
+            "https://example.com/search{?q,lang}",
+            "https://example.com/{+path}",
+        ]))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/books/1", "a").id("1"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/books/1/reviews", "b").id("2"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/authors/1", "c").id("3"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/search?q=rust&lang=en", "d").id("4"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://other.example/books/1", "e").id("5"))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut books).await.0, "1");
+    assert_eq!(next_event(&mut same_template).await.0, "1");
+    // `{+path}` matches every topic under the host, once each.
+    assert_eq!(
+        next_ids(&mut search, 4).await,
+        strings(&["1", "2", "3", "4"])
+    );
+    for sub in [&mut books, &mut same_template, &mut search] {
+        assert_nothing_ready(sub);
+    }
+}
