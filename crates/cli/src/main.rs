@@ -1,6 +1,7 @@
 //! `tidings`: the Server-Sent Events hub and its tools.
 
 mod decode;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -16,12 +17,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Serve(Box<serve::Args>),
     Decode(decode::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve::run(*args),
         Command::Decode(args) => decode::run(args),
     };
     result.unwrap_or_else(|error| {

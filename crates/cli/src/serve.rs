@@ -1,0 +1,249 @@
+//! `tidings serve`: run the hub.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use tidings_server::{Algorithm, Config, KeyMaterial, LogFormat, MintClaims, Server, Storage};
+
+/// Run the hub. With no options: http://127.0.0.1:3000, history in
+/// ./tidings-data, anonymous subscribers allowed, and (development mode) a
+/// generated key with ready-to-use tokens printed at start.
+///
+/// Every option can also come from a TOML file (--config) and from an
+/// environment variable (shown below); a flag wins over the variable, which
+/// wins over the file.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// TOML configuration file (see tidings.example.toml).
+    #[arg(long, env = "TIDINGS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:3000].
+    #[arg(long, env = "TIDINGS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for history [default: ./tidings-data].
+    #[arg(long, env = "TIDINGS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// redb (on disk) or memory [default: redb].
+    #[arg(long, env = "TIDINGS_STORAGE")]
+    storage: Option<Storage>,
+    /// JWT key for publishers and subscribers: secret, PEM, or @file.
+    #[arg(long, env = "TIDINGS_JWT_KEY", hide_env_values = true)]
+    jwt_key: Option<String>,
+    /// JWT key for publishers only.
+    #[arg(long, env = "TIDINGS_PUBLISHER_JWT_KEY", hide_env_values = true)]
+    publisher_jwt_key: Option<String>,
+    /// JWT key for subscribers only.
+    #[arg(long, env = "TIDINGS_SUBSCRIBER_JWT_KEY", hide_env_values = true)]
+    subscriber_jwt_key: Option<String>,
+    /// HS256, RS256 or ES256 [default: HS256].
+    #[arg(long, env = "TIDINGS_JWT_ALGORITHM")]
+    jwt_algorithm: Option<String>,
+    /// Allow subscribers without a token [default: on in development mode].
+    #[arg(long, env = "TIDINGS_ANONYMOUS", num_args = 0..=1, default_missing_value = "true")]
+    anonymous: Option<bool>,
+    /// Origins allowed by CORS, comma-separated (* for any).
+    #[arg(long, env = "TIDINGS_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Origins allowed to publish with a cookie, comma-separated.
+    #[arg(long, env = "TIDINGS_PUBLISH_ORIGINS", value_delimiter = ',')]
+    publish_origins: Vec<String>,
+    /// Cookie carrying the JWT [default: mercureAuthorization].
+    #[arg(long, env = "TIDINGS_COOKIE_NAME")]
+    cookie_name: Option<String>,
+    /// Most updates kept in history [default: 100000].
+    #[arg(long, env = "TIDINGS_HISTORY_MAX_COUNT")]
+    history_max_count: Option<u64>,
+    /// Oldest update kept, e.g. 7d [default: no limit].
+    #[arg(long, env = "TIDINGS_HISTORY_MAX_AGE", value_parser = humantime::parse_duration)]
+    history_max_age: Option<Duration>,
+    /// Most bytes of history kept [default: 268435456].
+    #[arg(long, env = "TIDINGS_HISTORY_MAX_BYTES")]
+    history_max_bytes: Option<u64>,
+    /// Keep-alive interval on idle streams, e.g. 15s [default: 15s].
+    #[arg(long, env = "TIDINGS_KEEP_ALIVE", value_parser = humantime::parse_duration)]
+    keep_alive: Option<Duration>,
+    /// Largest publish body in bytes [default: 1048576].
+    #[arg(long, env = "TIDINGS_MAX_BODY")]
+    max_body: Option<usize>,
+    /// Most topics per request [default: 64].
+    #[arg(long, env = "TIDINGS_MAX_TOPICS")]
+    max_topics: Option<usize>,
+    /// Most open connections [default: 15000].
+    #[arg(long, env = "TIDINGS_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Most open connections per client IP [default: 1000].
+    #[arg(long, env = "TIDINGS_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Time allowed to send request headers, e.g. 10s [default: 10s].
+    #[arg(long, env = "TIDINGS_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    header_read_timeout: Option<Duration>,
+    /// Mercure's subscription API (presence) [default: off].
+    #[arg(long, env = "TIDINGS_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true")]
+    subscriptions: Option<bool>,
+    /// Publish a random value on demo/random every second [default: off].
+    #[arg(long, env = "TIDINGS_DEMO", num_args = 0..=1, default_missing_value = "true")]
+    demo: Option<bool>,
+    /// text or json [default: text].
+    #[arg(long, env = "TIDINGS_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+impl Args {
+    /// Defaults, then the file, then what the environment and flags set.
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path).map_err(anyhow::Error::msg)?,
+            None => Config::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+        }
+        macro_rules! set_some {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = Some(v); } )* };
+        }
+        set!(
+            listen,
+            data_dir,
+            storage,
+            jwt_algorithm,
+            cookie_name,
+            keep_alive,
+            max_body,
+            max_topics
+        );
+        set!(
+            max_connections,
+            max_connections_per_ip,
+            header_read_timeout,
+            subscriptions,
+            demo,
+            log_format
+        );
+        set_some!(jwt_key, publisher_jwt_key, subscriber_jwt_key, anonymous);
+        set_some!(history_max_count, history_max_age, history_max_bytes);
+        if !self.cors_origins.is_empty() {
+            c.cors_origins = self.cors_origins;
+        }
+        if !self.publish_origins.is_empty() {
+            c.publish_origins = self.publish_origins;
+        }
+        Ok(c)
+    }
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.into_config()?;
+    init_tracing(config.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let data_dir = config.data_dir.clone();
+    let storage = config.storage;
+    let anonymous = config.allows_anonymous();
+    let server = Server::new(config)
+        .with_context(|| format!("cannot start the hub (data dir {})", data_dir.display()))?;
+    print_banner(&server, address, &data_dir, storage, anonymous)?;
+    server.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(
+    server: &Server,
+    address: SocketAddr,
+    data_dir: &std::path::Path,
+    storage: Storage,
+    anonymous: bool,
+) -> anyhow::Result<()> {
+    let url = format!("http://{address}");
+    println!("Tidings hub listening on {url}");
+    println!("  page:      {url}/");
+    println!("  subscribe: curl -N '{url}/.well-known/mercure?topic=demo'");
+    match storage {
+        Storage::Redb => println!(
+            "  history:   {} (redb)",
+            data_dir.join("history.redb").display()
+        ),
+        Storage::Memory => println!("  history:   in memory (lost on exit)"),
+    }
+    println!(
+        "  anonymous subscribers: {}",
+        if anonymous { "allowed" } else { "refused" }
+    );
+    if let Some(key) = server.development_key() {
+        let key = KeyMaterial::Secret(key.to_owned());
+        let token = |publish: bool| {
+            tidings_server::mint(
+                &key,
+                Algorithm::HS256,
+                &MintClaims {
+                    publish: publish.then(|| vec!["*".to_owned()]),
+                    subscribe: Some(vec!["*".to_owned()]),
+                    payload: None,
+                    ttl: Some(Duration::from_secs(24 * 3600)),
+                },
+            )
+        };
+        let publisher = token(true)?;
+        let subscriber = token(false)?;
+        println!();
+        println!("DEVELOPMENT MODE: no JWT key is configured, so the hub generated one");
+        if storage == Storage::Redb {
+            println!(
+                "(kept in {}). Set --jwt-key for production.",
+                data_dir.join("development-jwt-key").display()
+            );
+        } else {
+            println!("(for this run only). Set --jwt-key for production.");
+        }
+        println!("  publisher token (24 h):  {publisher}");
+        println!("  subscriber token (24 h): {subscriber}");
+        println!(
+            "  publish:   curl -d topic=demo -d data=hello -H 'Authorization: Bearer {publisher}' {url}/.well-known/mercure"
+        );
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the hub");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received");
+}

@@ -1,0 +1,320 @@
+//! [`Config`]: every setting of `tidings serve`, with its default.
+//!
+//! Sources, each overriding the one before: these defaults, a TOML file
+//! (`--config`), environment variables (`TIDINGS_*`), command-line flags.
+//! The file uses kebab-case keys; an unknown key is an error, so a typo never
+//! silently leaves a default in place. `tidings.example.toml` lists every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The hub server's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Config {
+    /// Address to listen on. Default: `127.0.0.1:3000`.
+    pub listen: SocketAddr,
+    /// Where history is stored (a redb file inside). Default: `./tidings-data`.
+    pub data_dir: PathBuf,
+    /// `redb` (on disk, survives restarts) or `memory`. Default: `redb`.
+    pub storage: Storage,
+    /// Key for both publishers' and subscribers' JWTs: an HS256 secret, PEM
+    /// text, or `@path` to a PEM file. Default: none (development mode: a key
+    /// is generated and kept in the data dir, and tokens are printed at start).
+    pub jwt_key: Option<String>,
+    /// Key for publishers' JWTs only; overrides `jwt-key` for them.
+    pub publisher_jwt_key: Option<String>,
+    /// Key for subscribers' JWTs only; overrides `jwt-key` for them.
+    pub subscriber_jwt_key: Option<String>,
+    /// `HS256`, `RS256` or `ES256`. Default: `HS256`.
+    pub jwt_algorithm: String,
+    /// Let subscribers without a token receive public updates. Default: true
+    /// in development mode (no key set), false otherwise.
+    pub anonymous: Option<bool>,
+    /// Origins allowed by CORS (`*` for any). Default: none.
+    pub cors_origins: Vec<String>,
+    /// Origins allowed to publish with a cookie (CSRF guard). Default: none.
+    pub publish_origins: Vec<String>,
+    /// Name of the cookie carrying the JWT. Default: `mercureAuthorization`.
+    pub cookie_name: String,
+    /// Most updates kept in history. Default: 100 000.
+    pub history_max_count: Option<u64>,
+    /// Oldest update kept, e.g. `7d`. Default: no age limit.
+    #[serde(with = "humantime_serde")]
+    pub history_max_age: Option<Duration>,
+    /// Most bytes of history kept. Default: 256 MiB.
+    pub history_max_bytes: Option<u64>,
+    /// Keep-alive comment interval on idle streams. Default: `15s`.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Largest publish request body in bytes. Default: 1 MiB.
+    pub max_body: usize,
+    /// Most topics in one publish or subscribe request. Default: 64.
+    pub max_topics: usize,
+    /// Most open connections; more are answered 503. Default: 15 000
+    /// (a process here may hold 20 000 files; raise with the OS limit).
+    pub max_connections: usize,
+    /// Most open connections from one client IP; more are answered 429.
+    /// Default: 1 000.
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send its request headers. Default: `10s`.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Announce and list subscriptions (Mercure's subscription API).
+    /// Default: false.
+    pub subscriptions: bool,
+    /// Publish a random value on `demo/random` every second. Default: false.
+    pub demo: bool,
+    /// `text` or `json` logs. Default: `text`.
+    pub log_format: LogFormat,
+}
+
+/// Where history lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Storage {
+    /// A redb file in the data dir.
+    Redb,
+    /// Memory only: lost on exit.
+    Memory,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("./tidings-data"),
+            storage: Storage::Redb,
+            jwt_key: None,
+            publisher_jwt_key: None,
+            subscriber_jwt_key: None,
+            jwt_algorithm: "HS256".into(),
+            anonymous: None,
+            cors_origins: Vec::new(),
+            publish_origins: Vec::new(),
+            cookie_name: "mercureAuthorization".into(),
+            history_max_count: Some(100_000),
+            history_max_age: None,
+            history_max_bytes: Some(256 << 20),
+            keep_alive: Duration::from_secs(15),
+            max_body: 1 << 20,
+            max_topics: 64,
+            max_connections: 15_000,
+            max_connections_per_ip: 1_000,
+            header_read_timeout: Duration::from_secs(10),
+            subscriptions: false,
+            demo: false,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl std::str::FromStr for Storage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "redb" => Ok(Storage::Redb),
+            "memory" => Ok(Storage::Memory),
+            other => Err(format!("unknown storage {other:?}: use redb or memory")),
+        }
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?}: use text or json")),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; keys it leaves out keep their defaults.
+    ///
+    /// # Errors
+    /// A message naming the file and, for bad content, the key and line.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Config::from_toml(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// The parser's message, which names the key and line.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Whether no key was configured: the hub then generates one and runs in
+    /// development mode.
+    pub fn is_development(&self) -> bool {
+        self.jwt_key.is_none()
+            && self.publisher_jwt_key.is_none()
+            && self.subscriber_jwt_key.is_none()
+    }
+
+    /// Whether anonymous subscribers are allowed, after the default rule.
+    pub fn allows_anonymous(&self) -> bool {
+        self.anonymous.unwrap_or_else(|| self.is_development())
+    }
+
+    /// The history retention these settings ask for.
+    pub fn retention(&self) -> tidings_hub::Retention {
+        tidings_hub::Retention {
+            max_count: self.history_max_count,
+            max_age: self.history_max_age,
+            max_bytes: self.history_max_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_lists_every_key() {
+        let text = include_str!("../../../tidings.example.toml");
+        let parsed = Config::from_toml(text).expect("tidings.example.toml must parse");
+        // Every key of the struct appears in the example, commented or not.
+        let defaults = toml::to_string(&DefaultsView::from(&Config::default())).unwrap();
+        for line in defaults.lines() {
+            let key = line.split(" =").next().unwrap();
+            assert!(
+                text.contains(&format!("{key} =")),
+                "tidings.example.toml lacks {key}"
+            );
+        }
+        assert_eq!(parsed.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_naming_them() {
+        let error = Config::from_toml("listn = \"0.0.0.0:1\"").unwrap_err();
+        assert!(error.contains("listn"), "{error}");
+        let error = Config::from_toml("keep-alive = \"soon\"").unwrap_err();
+        assert!(error.contains("keep-alive"), "{error}");
+        let error = Config::from_toml("storage = \"tape\"").unwrap_err();
+        assert!(error.contains("storage"), "{error}");
+    }
+
+    #[test]
+    fn durations_and_lists() {
+        let config = Config::from_toml(
+            "keep-alive = \"2s\"\nhistory-max-age = \"7d\"\ncors-origins = [\"https://a.example\"]\nanonymous = false\n",
+        )
+        .unwrap();
+        assert_eq!(config.keep_alive, Duration::from_secs(2));
+        assert_eq!(
+            config.history_max_age,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(config.cors_origins, ["https://a.example"]);
+        assert!(!config.allows_anonymous());
+    }
+
+    /// Serializes the key names of [`Config`], so the example-file test
+    /// notices a new setting that the example forgot.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct DefaultsView {
+        listen: String,
+        data_dir: String,
+        storage: String,
+        jwt_key: String,
+        publisher_jwt_key: String,
+        subscriber_jwt_key: String,
+        jwt_algorithm: String,
+        anonymous: bool,
+        cors_origins: Vec<String>,
+        publish_origins: Vec<String>,
+        cookie_name: String,
+        history_max_count: u64,
+        history_max_age: String,
+        history_max_bytes: u64,
+        keep_alive: String,
+        max_body: usize,
+        max_topics: usize,
+        max_connections: usize,
+        max_connections_per_ip: usize,
+        header_read_timeout: String,
+        subscriptions: bool,
+        demo: bool,
+        log_format: String,
+    }
+
+    impl From<&Config> for DefaultsView {
+        fn from(c: &Config) -> Self {
+            // Exhaustive destructuring: adding a field to Config breaks this
+            // until the view (and so the example check) knows it.
+            let Config {
+                listen: _,
+                data_dir: _,
+                storage: _,
+                jwt_key: _,
+                publisher_jwt_key: _,
+                subscriber_jwt_key: _,
+                jwt_algorithm: _,
+                anonymous: _,
+                cors_origins: _,
+                publish_origins: _,
+                cookie_name: _,
+                history_max_count: _,
+                history_max_age: _,
+                history_max_bytes: _,
+                keep_alive: _,
+                max_body: _,
+                max_topics: _,
+                max_connections: _,
+                max_connections_per_ip: _,
+                header_read_timeout: _,
+                subscriptions: _,
+                demo: _,
+                log_format: _,
+            } = c;
+            DefaultsView {
+                listen: String::new(),
+                data_dir: String::new(),
+                storage: String::new(),
+                jwt_key: String::new(),
+                publisher_jwt_key: String::new(),
+                subscriber_jwt_key: String::new(),
+                jwt_algorithm: String::new(),
+                anonymous: false,
+                cors_origins: Vec::new(),
+                publish_origins: Vec::new(),
+                cookie_name: String::new(),
+                history_max_count: 0,
+                history_max_age: String::new(),
+                history_max_bytes: 0,
+                keep_alive: String::new(),
+                max_body: 0,
+                max_topics: 0,
+                max_connections: 0,
+                max_connections_per_ip: 0,
+                header_read_timeout: String::new(),
+                subscriptions: false,
+                demo: false,
+                log_format: String::new(),
+            }
+        }
+    }
+}

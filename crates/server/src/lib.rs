@@ -1,0 +1,296 @@
+//! The HTTP face of Tidings: the Mercure protocol (subscribe, publish,
+//! subscription API), JWT auth, CORS, limits, health, metrics and the demo
+//! page, in front of a [`tidings_hub::Hub`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tidings_server::{Config, Server};
+//!
+//! # async fn run() -> Result<(), tidings_server::ServeError> {
+//! let config = Config { jwt_key: Some("a-long-random-secret-of-32-bytes!".into()), ..Config::default() };
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let server = Server::new(config)?;
+//! server.serve(listener, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Endpoints
+//!
+//! | endpoint | what it does |
+//! | --- | --- |
+//! | `GET /.well-known/mercure?topic=…` (and `HEAD`; alias `/events`) | subscribe: `text/event-stream`, resumable with `Last-Event-ID` or `lastEventID` |
+//! | `POST /.well-known/mercure` | publish, form-encoded (Mercure) or JSON; answers the id |
+//! | `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]` | Mercure's subscription API (with `subscriptions = true`) |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (store reachable), Prometheus metrics |
+//! | `GET /` | the demo page |
+//!
+//! Subscriptions on fresh connections are served by a lean path (see the
+//! `conn` module) that keeps only the socket and a cursor per subscriber.
+
+#![warn(missing_docs)]
+
+mod auth;
+mod config;
+mod conn;
+mod cors;
+mod error;
+mod limits;
+mod publish;
+mod router;
+mod state;
+mod subscribe;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub use auth::{
+    Algorithm, AuthConfig, AuthConfigError, AuthError, Authorizer, Claims, DEFAULT_COOKIE_NAME,
+    KeyMaterial, LEEWAY_SECS, MintClaims, Role, Token, TokenSource, mint, token_from_request,
+};
+pub use config::{Config, LogFormat, Storage};
+pub use error::ApiError;
+pub use subscribe::HISTORY_GAP_HEADER;
+use tidings_hub::{Hub, HubConfig, MemoryStore, RedbStore};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::limits::ConnectionLimits;
+use crate::state::AppState;
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The history store could not be opened.
+    #[error(transparent)]
+    Store(#[from] tidings_hub::StoreError),
+    /// The hub could not start.
+    #[error(transparent)]
+    Hub(#[from] tidings_hub::Error),
+    /// A JWT key or algorithm setting is unusable.
+    #[error("JWT settings: {0}")]
+    Auth(String),
+    /// Listening or accepting failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A configured hub server, ready to [`serve`](Server::serve).
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Opens the history and prepares authorization. Needs a Tokio runtime.
+    ///
+    /// # Errors
+    /// [`ServeError::Store`] for an unusable data dir, [`ServeError::Auth`]
+    /// for unusable keys.
+    pub fn new(config: Config) -> Result<Server, ServeError> {
+        let hub_config = HubConfig {
+            keep_alive: config.keep_alive,
+            presence: config.subscriptions,
+            ..HubConfig::default()
+        };
+        let hub = match config.storage {
+            Storage::Redb => Hub::new(
+                RedbStore::open(&config.data_dir, config.retention())?,
+                hub_config,
+            )?,
+            Storage::Memory => Hub::new(MemoryStore::new(config.retention()), hub_config)?,
+        };
+        let algorithm: Algorithm = config
+            .jwt_algorithm
+            .parse()
+            .map_err(|e: auth::AuthConfigError| ServeError::Auth(e.to_string()))?;
+        let dev_key = if config.is_development() {
+            Some(development_key(&config)?)
+        } else {
+            None
+        };
+        let key_setting = |specific: &Option<String>| -> Result<Option<KeyMaterial>, ServeError> {
+            specific
+                .as_ref()
+                .or(config.jwt_key.as_ref())
+                .or(dev_key.as_ref())
+                .map(|value| {
+                    KeyMaterial::from_setting(value).map_err(|e| ServeError::Auth(e.to_string()))
+                })
+                .transpose()
+        };
+        let auth_config = AuthConfig {
+            publisher_key: key_setting(&config.publisher_jwt_key)?,
+            subscriber_key: key_setting(&config.subscriber_jwt_key)?,
+            algorithm,
+            cookie_name: config.cookie_name.clone(),
+        };
+        let auth = Authorizer::new(&auth_config).map_err(|e| ServeError::Auth(e.to_string()))?;
+        let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
+        Ok(Server {
+            state: Arc::new(AppState {
+                hub,
+                config,
+                auth,
+                limits,
+                metrics: metrics_handle(),
+                dev_key,
+            }),
+        })
+    }
+
+    /// The hub behind the server: publish to it from the same program.
+    pub fn hub(&self) -> &Hub {
+        &self.state.hub
+    }
+
+    /// In development mode, the generated HS256 key (kept in the data dir so
+    /// tokens survive restarts).
+    pub fn development_key(&self) -> Option<&str> {
+        self.state.dev_key.as_deref()
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes, then
+    /// stops accepting, ends every stream (clients reconnect and resume),
+    /// lets the store commit what it accepted, and returns.
+    ///
+    /// # Errors
+    /// Only if the listener fails irrecoverably.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let state = self.state;
+        let router = router::router(state.clone());
+        let tracker = TaskTracker::new();
+        let stopping = CancellationToken::new();
+        let demo = state
+            .config
+            .demo
+            .then(|| tokio::spawn(run_demo(state.hub.clone(), stopping.clone())));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        tracker.spawn(conn::handle(stream, peer, state.clone(), router.clone(), stopping.clone()));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors, usually: back off briefly
+                        // instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tracing::info!("shutting down: ending streams so clients reconnect elsewhere");
+        stopping.cancel();
+        if let Some(demo) = demo {
+            let _ = demo.await;
+        }
+        state.hub.shutdown().await;
+        tracker.close();
+        if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after 10 s; exiting anyway");
+        }
+        Ok(())
+    }
+}
+
+/// Serves `config` on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// As [`Server::new`] and [`Server::serve`].
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    Server::new(config)?.serve(listener, shutdown).await
+}
+
+/// The generated development key: kept in the data dir (for redb storage)
+/// so that printed tokens stay valid across restarts.
+fn development_key(config: &Config) -> Result<String, ServeError> {
+    let generate = || {
+        let bytes: [u8; 32] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    if config.storage == Storage::Memory {
+        return Ok(generate());
+    }
+    let path = config.data_dir.join("development-jwt-key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => Ok(key.trim().to_owned()),
+        _ => {
+            let key = generate();
+            write_private(&path, &key).map_err(|e| {
+                ServeError::Auth(format!(
+                    "cannot save the development key to {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Ok(key)
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+/// The process's Prometheus recorder; the first server installs it.
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// `serve --demo`: a random value on `demo/random` every second.
+async fn run_demo(hub: Hub, stopping: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    let mut value: f64 = 50.0;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = stopping.cancelled() => return,
+        }
+        value = (value + rand::random_range(-10.0..10.0)).clamp(0.0, 100.0);
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let data =
+            serde_json::json!({ "timestamp": timestamp, "value": (value * 100.0).round() / 100.0 });
+        if let Err(error) = hub
+            .publish(tidings_hub::Update::new("demo/random", data.to_string()))
+            .await
+        {
+            tracing::warn!(%error, "demo publish failed");
+        }
+    }
+}

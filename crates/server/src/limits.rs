@@ -1,0 +1,114 @@
+//! Connection limits: in total and per client IP.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+
+use crate::error::ApiError;
+
+/// Counts open connections and refuses those over the limits.
+#[derive(Debug)]
+pub(crate) struct ConnectionLimits {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// An admitted connection; dropping it frees its place.
+#[derive(Debug)]
+pub(crate) struct ConnectionGuard {
+    limits: Arc<ConnectionLimitsRef>,
+    ip: IpAddr,
+}
+
+/// What a guard needs to find its counters again.
+pub(crate) type ConnectionLimitsRef = crate::state::AppState;
+
+impl ConnectionLimits {
+    pub(crate) fn new(max_total: usize, max_per_ip: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            max_total,
+            max_per_ip,
+            open: Mutex::default(),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a connection from `ip`, or says why not: 503 over the total,
+    /// 429 over the per-IP limit, both with `Retry-After`.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let mut counts = self.counts();
+        if counts.total >= self.max_total {
+            metrics::counter!("tidings_connections_rejected_total", "reason" => "total")
+                .increment(1);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the hub is at its limit of {} connections; retry later",
+                    self.max_total
+                ),
+            )
+            .retry_after(5));
+        }
+        let for_ip = counts.per_ip.entry(ip).or_default();
+        if *for_ip >= self.max_per_ip {
+            metrics::counter!("tidings_connections_rejected_total", "reason" => "per-ip")
+                .increment(1);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many connections from {ip} (limit {}); close some or retry later",
+                    self.max_per_ip
+                ),
+            )
+            .retry_after(5));
+        }
+        *for_ip += 1;
+        counts.total += 1;
+        metrics::gauge!("tidings_connections").set(counts.total as f64);
+        Ok(())
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut counts = self.counts();
+        counts.total -= 1;
+        if let Some(n) = counts.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&ip);
+            }
+        }
+        metrics::gauge!("tidings_connections").set(counts.total as f64);
+    }
+}
+
+impl ConnectionGuard {
+    /// Admits a connection and returns its guard.
+    pub(crate) fn admit(
+        state: &Arc<ConnectionLimitsRef>,
+        ip: IpAddr,
+    ) -> Result<ConnectionGuard, ApiError> {
+        state.limits.admit(ip)?;
+        Ok(ConnectionGuard {
+            limits: state.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.limits.limits.release(self.ip);
+    }
+}

@@ -1,0 +1,213 @@
+//! The axum router: every endpoint besides the lean subscription path.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::json;
+use tidings_hub::{SUBSCRIPTIONS_PREFIX, Selector};
+
+use crate::error::ApiError;
+use crate::state::SharedState;
+use crate::subscribe;
+
+/// Builds the router over the shared state.
+pub(crate) fn router(state: SharedState) -> Router {
+    let cors = crate::cors::layer(&state.config.cors_origins);
+    Router::new()
+        .route(
+            "/.well-known/mercure",
+            get(subscribe_route)
+                .post(crate::publish::publish)
+                .fallback(method_not_allowed),
+        )
+        .route("/events", get(subscribe_route).fallback(method_not_allowed))
+        .route("/.well-known/mercure/subscriptions", get(subscriptions))
+        .route(
+            "/.well-known/mercure/subscriptions/{topic}",
+            get(subscriptions_for_topic),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{topic}/{subscriber}",
+            get(subscription),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/", get(|| async { Html(include_str!("demo/index.html")) }))
+        .fallback(not_found)
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    subscribe::method_not_allowed()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: subscribe at GET /.well-known/mercure?topic=…, publish at POST /.well-known/mercure",
+    )
+}
+
+/// A subscription arriving on a connection hyper already serves (a kept-alive
+/// connection, or HTTP/2). The lean path in `conn` serves fresh ones.
+async fn subscribe_route(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let opened = subscribe::open(&state, &headers, query.as_deref()).await?;
+    let mut builder = Response::builder().status(StatusCode::OK);
+    for (name, value) in subscribe::response_headers(&opened.subscription) {
+        builder = builder.header(name, value);
+    }
+    let expires = crate::conn::token_deadline(opened.expires_at);
+    let first = futures_util::stream::iter([Bytes::from_static(b":\n\n")]);
+    let frames = first
+        .chain(opened.subscription)
+        .take_until(expires)
+        .map(Ok::<_, std::convert::Infallible>);
+    builder
+        .body(Body::from_stream(frames))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn readyz(State(state): State<SharedState>) -> Response {
+    match state.hub.check_store() {
+        Ok(()) => "ready\n".into_response(),
+        Err(error) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {error}"),
+        )
+        .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<SharedState>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this process",
+        )
+        .into_response(),
+    }
+}
+
+/// Mercure's subscription API needs it enabled and a subscriber token whose
+/// `subscribe` selectors match the requested URL.
+fn authorize_presence(
+    state: &SharedState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    path: &str,
+) -> Result<(), ApiError> {
+    if !state.config.subscriptions {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the subscription API is off: start the hub with --subscriptions",
+        ));
+    }
+    let claims = subscribe::subscriber_claims(state, headers, query)?
+        .ok_or_else(|| ApiError::unauthorized("the subscription API needs a subscriber token"))?;
+    let allowed = claims
+        .subscribe
+        .unwrap_or_default()
+        .iter()
+        .any(|s| Selector::parse(s).matches(path));
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "the token's mercure.subscribe selectors do not match {path}"
+        )))
+    }
+}
+
+fn subscriptions_document(
+    state: &SharedState,
+    id: String,
+    filter: impl Fn(&str, &str) -> bool,
+) -> Response {
+    let mut list = Vec::new();
+    for info in state.hub.subscriptions() {
+        for topic in &info.topics {
+            if filter(topic, &info.subscriber) {
+                list.push(info.to_json(topic, true));
+            }
+        }
+    }
+    axum::Json(json!({
+        "@context": "https://mercure.rocks/",
+        "id": id,
+        "type": "Subscriptions",
+        "lastEventID": state.hub.last_event_id(),
+        "subscriptions": list,
+    }))
+    .into_response()
+}
+
+async fn subscriptions(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    authorize_presence(&state, &headers, query.as_deref(), SUBSCRIPTIONS_PREFIX)?;
+    Ok(subscriptions_document(
+        &state,
+        SUBSCRIPTIONS_PREFIX.into(),
+        |_, _| true,
+    ))
+}
+
+async fn subscriptions_for_topic(
+    State(state): State<SharedState>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = format!("{SUBSCRIPTIONS_PREFIX}/{}", escape(&topic));
+    authorize_presence(&state, &headers, query.as_deref(), &id)?;
+    Ok(subscriptions_document(&state, id, |t, _| t == topic))
+}
+
+async fn subscription(
+    State(state): State<SharedState>,
+    Path((topic, subscriber)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = tidings_hub::subscription_topic(&topic, &subscriber);
+    authorize_presence(&state, &headers, query.as_deref(), &id)?;
+    let found = state
+        .hub
+        .subscriptions()
+        .into_iter()
+        .find(|info| info.subscriber == subscriber && info.topics.contains(&topic));
+    match found {
+        Some(info) => {
+            let mut doc = info.to_json(&topic, true);
+            doc["@context"] = json!("https://mercure.rocks/");
+            doc["lastEventID"] = json!(state.hub.last_event_id());
+            Ok(axum::Json(doc).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such active subscription",
+        )),
+    }
+}
+
+fn escape(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -1,0 +1,151 @@
+//! Opening a subscription: query, resume point, authorization, and the
+//! response headers. Shared by the lean connection path and the axum route.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use tidings_hub::{SubscribeRequest, Subscription};
+
+use crate::auth::{AuthError, Claims};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Response header set when the requested `Last-Event-ID` is no longer in
+/// history, so the stream starts at the oldest update held.
+pub const HISTORY_GAP_HEADER: &str = "Tidings-History-Gap";
+
+/// An open subscription and when its token expires.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) subscription: Subscription,
+    /// `exp` of the subscriber's token (Unix seconds): the stream ends then.
+    pub(crate) expires_at: Option<u64>,
+}
+
+/// Topic selectors and `lastEventID` from a subscribe query string.
+pub(crate) fn parse_query(
+    query: Option<&str>,
+    max_topics: usize,
+) -> Result<(Vec<String>, Option<String>), ApiError> {
+    let mut topics = Vec::new();
+    let mut last_event_id = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "topic" => {
+                if value.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "empty topic parameter: give a topic, a URI template, or *",
+                    ));
+                }
+                topics.push(value.into_owned());
+            }
+            "lastEventID" => last_event_id = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if topics.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing topic parameter: subscribe with ?topic=<topic or URI template> (repeatable), or ?topic=* for every topic",
+        ));
+    }
+    if topics.len() > max_topics {
+        return Err(ApiError::bad_request(format!(
+            "too many topic parameters: {} given, at most {max_topics} allowed",
+            topics.len()
+        )));
+    }
+    Ok((topics, last_event_id))
+}
+
+/// Authorizes and opens a subscription for a request.
+pub(crate) async fn open(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Opened, ApiError> {
+    let (topics, query_last_event_id) = parse_query(query, state.config.max_topics)?;
+    // The header wins: a browser's EventSource reconnects to the same URL
+    // (with its original lastEventID) but sends the newest id in the header.
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .or(query_last_event_id.filter(|v| !v.is_empty()));
+    let claims = subscriber_claims(state, headers, query)?;
+    let mut request = SubscribeRequest::new(topics);
+    request.last_event_id = last_event_id;
+    let mut expires_at = None;
+    if let Some(claims) = claims {
+        request.authorized = claims.subscribe;
+        request.payload = claims.payload;
+        expires_at = claims.expires_at;
+    }
+    let subscription = state.hub.subscribe(request).await?;
+    Ok(Opened {
+        subscription,
+        expires_at,
+    })
+}
+
+/// The subscriber's claims: `None` for an allowed anonymous subscriber.
+pub(crate) fn subscriber_claims(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<Claims>, ApiError> {
+    let token = crate::auth::token_from_request(headers, query, &state.config.cookie_name)
+        .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    match token {
+        Some(token) => state
+            .auth
+            .verify_subscriber(&token.value)
+            .map(Some)
+            .map_err(|e| ApiError::unauthorized(e.to_string())),
+        None if state.config.allows_anonymous() => Ok(None),
+        None => Err(ApiError::unauthorized(format!(
+            "{}; this hub does not allow anonymous subscribers",
+            AuthError::Missing {
+                cookie_name: state.config.cookie_name.clone()
+            }
+        ))),
+    }
+}
+
+/// The headers of a subscription's response, besides CORS.
+pub(crate) fn response_headers(subscription: &Subscription) -> Vec<(&'static str, String)> {
+    let mut headers = vec![
+        (
+            header::CONTENT_TYPE.as_str(),
+            "text/event-stream".to_owned(),
+        ),
+        (
+            header::CACHE_CONTROL.as_str(),
+            "private, no-cache, no-store, must-revalidate, max-age=0".to_owned(),
+        ),
+        ("x-accel-buffering", "no".to_owned()),
+        (
+            "last-event-id",
+            sanitize_header(subscription.last_event_id()),
+        ),
+    ];
+    if subscription.missed_history() {
+        headers.push((HISTORY_GAP_HEADER, "true".to_owned()));
+    }
+    headers
+}
+
+/// Header values cannot carry control characters; ids are validated on
+/// publish, but an id read back from an old store is not trusted blindly.
+fn sanitize_header(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// 405 for methods other than GET/HEAD/POST on the hub endpoint.
+pub(crate) fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "use GET to subscribe or POST to publish",
+    )
+}
