@@ -39,6 +39,7 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/", get(|| async { Html(include_str!("demo/index.html")) }))
+        .route("/demo/token", get(demo_token))
         .fallback(not_found)
         .layer(cors)
         .with_state(state)
@@ -76,6 +77,37 @@ async fn subscribe_route(
     builder
         .body(Body::from_stream(frames))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// Lifetime of the demo page's tokens: long enough to play, short enough
+/// that a leaked one is soon useless.
+const DEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// In development mode only: a short-lived token for the demo page, so it can
+/// publish and read private updates without a long-lived secret in the page.
+async fn demo_token(State(state): State<SharedState>) -> Result<Response, ApiError> {
+    let Some(key) = &state.dev_key else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "demo tokens exist only in development mode (no JWT key configured)",
+        ));
+    };
+    let token = crate::auth::mint(
+        &crate::auth::KeyMaterial::Secret(key.clone()),
+        crate::auth::Algorithm::HS256,
+        &crate::auth::MintClaims {
+            publish: Some(vec!["*".into()]),
+            subscribe: Some(vec!["*".into()]),
+            payload: None,
+            ttl: Some(DEMO_TOKEN_TTL),
+        },
+    )
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({ "token": token, "expiresIn": DEMO_TOKEN_TTL.as_secs() })),
+    )
+        .into_response())
 }
 
 async fn readyz(State(state): State<SharedState>) -> Response {
