@@ -3,13 +3,15 @@
 //! It follows WHATWG HTML § 9.2.6 "Interpreting an event stream" exactly, and
 //! works in time linear in its input whatever the chunking: each byte is scanned
 //! for a line end once, and only the unfinished tail of a chunk is copied (into a
-//! line buffer that is bounded by [`DecoderConfig::max_line_len`]).
+//! line buffer that is bounded by [`DecoderConfig::max_line_len`]). The lines
+//! that lie wholly in one chunk are checked to be UTF-8 together, in one call.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::mem;
 use std::time::Duration;
 
-use memchr::{memchr, memchr2};
+use memchr::{memchr, memchr2, memrchr2};
 
 use crate::error::DecodeError;
 
@@ -242,15 +244,23 @@ impl Decoder {
         self.push_lines(input);
     }
 
-    fn push_lines(&mut self, mut input: &[u8]) {
+    fn push_lines(&mut self, input: &[u8]) {
         if input.is_empty() {
             return; // an empty chunk must not forget a pending CR
         }
-        if mem::take(&mut self.after_cr) && input.first() == Some(&b'\n') {
-            input = &input[1..];
-        }
-        while let Some(end) = memchr2(b'\r', b'\n', input) {
-            let content = &input[..end];
+        let mut pos = usize::from(mem::take(&mut self.after_cr) && input[0] == b'\n');
+        // The lines that lie wholly in `input`, checked to be UTF-8 by one call
+        // when the first of them is processed: `str::from_utf8` over a chunk is
+        // far cheaper than over each value, and it spares every value its own
+        // check. `None` inside: not UTF-8, so each value gets `lossy`.
+        let mut text: Option<Option<(usize, &str)>> = None;
+        // No line ends at or after this. Finding the last one for `text` also
+        // spares the forward search the unfinished line after it, so each byte
+        // is still searched once.
+        let mut lines_end = input.len();
+        while let Some(len) = find_line_end(&input[pos..lines_end]) {
+            let end = pos + len;
+            let content = &input[pos..end];
             let terminator = if input[end] == b'\r' {
                 match input.get(end + 1) {
                     Some(b'\n') => 2,
@@ -268,8 +278,19 @@ impl Decoder {
             } else if self.line.is_empty() {
                 if content.len() > self.config.max_line_len {
                     self.line_too_long();
+                } else if content.is_empty() {
+                    self.dispatch();
                 } else {
-                    self.process_line(content);
+                    let text = *text.get_or_insert_with(|| {
+                        let last = memrchr2(b'\r', b'\n', &input[end..]).map_or(end, |i| end + i);
+                        lines_end = last + 1;
+                        std::str::from_utf8(&input[pos..=last])
+                            .ok()
+                            .map(|text| (pos, text))
+                    });
+                    // Line ends are ASCII, so `pos` and `end` are char boundaries.
+                    let content_text = text.map(|(start, text)| &text[pos - start..end - start]);
+                    self.process_line(content, content_text);
                 }
             } else if self.line.len() + content.len() > self.config.max_line_len {
                 self.line.clear();
@@ -277,12 +298,13 @@ impl Decoder {
             } else {
                 let mut line = mem::take(&mut self.line);
                 line.extend_from_slice(content);
-                self.process_line(&line);
+                self.process_line(&line, None);
                 line.clear();
                 self.line = line;
             }
-            input = &input[end + terminator..];
+            pos = end + terminator;
         }
+        let input = &input[pos..];
         if input.is_empty() || self.skipping_line {
             return;
         }
@@ -308,21 +330,29 @@ impl Decoder {
         self.data = String::new();
     }
 
-    fn process_line(&mut self, line: &[u8]) {
+    /// Interprets one line (terminator excluded). `text` is the same line
+    /// when it is already known to be UTF-8, so its values need no check.
+    fn process_line(&mut self, line: &[u8], text: Option<&str>) {
+        // `line[start..]` as text; `start` always follows an ASCII `:` or
+        // space, so it is a char boundary of `text`.
+        let text_from = |start: usize| match text {
+            Some(text) => Cow::Borrowed(&text[start..]),
+            None => lossy(&line[start..]),
+        };
         if line.is_empty() {
             self.dispatch();
             return;
         }
         if line[0] == b':' {
-            let comment = strip_one_space(&line[1..]);
-            self.items
-                .push_back(Item::Comment(lossy(comment).into_owned()));
+            let comment = text_from(value_start(line, 1));
+            self.items.push_back(Item::Comment(comment.into_owned()));
             return;
         }
-        let (name, value) = match memchr(b':', line) {
-            Some(colon) => (&line[..colon], strip_one_space(&line[colon + 1..])),
-            None => (line, &[][..]),
+        let (name, start) = match find_colon(line) {
+            Some(colon) => (&line[..colon], value_start(line, colon + 1)),
+            None => (line, line.len()),
         };
+        let value = &line[start..];
         self.in_event = true;
         match name {
             b"data" if !self.dropping_event => {
@@ -331,21 +361,31 @@ impl Decoder {
                         limit: self.config.max_event_len,
                     });
                 } else {
-                    self.data.push_str(&lossy(value));
+                    let value = text_from(start);
+                    if self.data.capacity() == 0 {
+                        // Exactly the room needed, so that the LF does not make
+                        // a long first line reallocate (and copy) the buffer.
+                        self.data = String::with_capacity(value.len() + 1);
+                    }
+                    self.data.push_str(&value);
                     self.data.push('\n');
                 }
             }
             b"event" if !self.dropping_event => {
-                self.event_type.clear();
-                self.event_type.push_str(&lossy(value));
+                if self.event_type.capacity() == 0 {
+                    self.event_type = text_from(start).into_owned();
+                } else {
+                    self.event_type.clear();
+                    self.event_type.push_str(&text_from(start));
+                }
             }
             b"id" if memchr(0, value).is_none() => {
                 self.id_buffer.clear();
-                self.id_buffer.push_str(&lossy(value));
+                self.id_buffer.push_str(&text_from(start));
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 // All digits, so the only failure is overflow: saturate.
-                let millis = lossy(value).parse::<u64>().unwrap_or(u64::MAX);
+                let millis = text_from(start).parse::<u64>().unwrap_or(u64::MAX);
                 self.items
                     .push_back(Item::Retry(Duration::from_millis(millis)));
             }
@@ -397,10 +437,46 @@ impl Iterator for Items<'_> {
     }
 }
 
-fn strip_one_space(value: &[u8]) -> &[u8] {
-    value.strip_prefix(b" ").unwrap_or(value)
+/// Below this many bytes, the searches below use a plain loop: `memchr`'s SIMD
+/// set-up costs more than it saves on the short lines and field names most
+/// streams are made of, and on a chunk's last few bytes (one byte fed at a
+/// time, say).
+const SCALAR_HEAD: usize = 16;
+
+/// The index of the first CR or LF in `bytes`.
+fn find_line_end(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() <= SCALAR_HEAD {
+        bytes.iter().position(|&b| b == b'\r' || b == b'\n')
+    } else {
+        memchr2(b'\r', b'\n', bytes)
+    }
 }
 
-fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+/// The index of the first `:` in `line`: looked for in the first bytes one by
+/// one (a field name is short), then in the rest with `memchr`.
+fn find_colon(line: &[u8]) -> Option<usize> {
+    let head = &line[..line.len().min(SCALAR_HEAD)];
+    match head.iter().position(|&b| b == b':') {
+        Some(colon) => Some(colon),
+        None if head.len() == line.len() => None,
+        None => memchr(b':', &line[SCALAR_HEAD..]).map(|colon| colon + SCALAR_HEAD),
+    }
+}
+
+/// Where the value starts in a line whose colon ends at `after_colon`: one
+/// leading space is not part of it.
+fn value_start(line: &[u8], after_colon: usize) -> usize {
+    after_colon + usize::from(line.get(after_colon) == Some(&b' '))
+}
+
+/// `bytes` as text, invalid UTF-8 replaced by U+FFFD.
+///
+/// `String::from_utf8_lossy` walks its input in `Utf8Chunks`, which is several
+/// times slower than `str::from_utf8`'s validator (about 15× on ASCII), so the
+/// common valid case is checked with the latter first; same result either way.
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
