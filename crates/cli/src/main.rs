@@ -1,7 +1,11 @@
 //! `tidings`: the Server-Sent Events hub and its tools.
 
+mod bench;
 mod decode;
+mod publish;
 mod serve;
+mod subscribe;
+mod token;
 
 use std::process::ExitCode;
 
@@ -18,14 +22,22 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Serve(Box<serve::Args>),
+    Subscribe(subscribe::Args),
+    Publish(publish::Args),
+    Token(token::Args),
     Decode(decode::Args),
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::Subscribe(args) => subscribe::run(args),
+        Command::Publish(args) => publish::run(args),
+        Command::Token(args) => token::run(args),
         Command::Decode(args) => decode::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("tidings: {error:#}");

@@ -164,18 +164,31 @@ fn print_banner(
     storage: Storage,
     anonymous: bool,
 ) -> anyhow::Result<()> {
+    // The banner is a courtesy: if stdout is closed (`| head -1`), the hub
+    // must keep running, so write errors are ignored rather than panicking as
+    // println! would.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    macro_rules! say {
+        ($out:expr, $($arg:tt)*) => {{ let _ = writeln!($out, $($arg)*); }};
+    }
     let url = format!("http://{address}");
-    println!("Tidings hub listening on {url}");
-    println!("  page:      {url}/");
-    println!("  subscribe: curl -N '{url}/.well-known/mercure?topic=demo'");
+    say!(out, "Tidings hub listening on {url}");
+    say!(out, "  page:      {url}/");
+    say!(
+        out,
+        "  subscribe: curl -N '{url}/.well-known/mercure?topic=demo'"
+    );
     match storage {
-        Storage::Redb => println!(
+        Storage::Redb => say!(
+            out,
             "  history:   {} (redb)",
             data_dir.join("history.redb").display()
         ),
-        Storage::Memory => println!("  history:   in memory (lost on exit)"),
+        Storage::Memory => say!(out, "  history:   in memory (lost on exit)"),
     }
-    println!(
+    say!(
+        out,
         "  anonymous subscribers: {}",
         if anonymous { "allowed" } else { "refused" }
     );
@@ -195,24 +208,28 @@ fn print_banner(
         };
         let publisher = token(true)?;
         let subscriber = token(false)?;
-        println!();
-        println!("DEVELOPMENT MODE: no JWT key is configured, so the hub generated one");
+        say!(out, "");
+        say!(
+            out,
+            "DEVELOPMENT MODE: no JWT key is configured, so the hub generated one"
+        );
         if storage == Storage::Redb {
-            println!(
+            say!(
+                out,
                 "(kept in {}). Set --jwt-key for production.",
                 data_dir.join("development-jwt-key").display()
             );
         } else {
-            println!("(for this run only). Set --jwt-key for production.");
+            say!(out, "(for this run only). Set --jwt-key for production.");
         }
-        println!("  publisher token (24 h):  {publisher}");
-        println!("  subscriber token (24 h): {subscriber}");
-        println!(
+        say!(out, "  publisher token (24 h):  {publisher}");
+        say!(out, "  subscriber token (24 h): {subscriber}");
+        say!(
+            out,
             "  publish:   curl -d topic=demo -d data=hello -H 'Authorization: Bearer {publisher}' {url}/.well-known/mercure"
         );
     }
-    use std::io::Write;
-    std::io::stdout().flush()?;
+    let _ = out.flush();
     Ok(())
 }
 

@@ -1,0 +1,335 @@
+//! A load generator for any Server-Sent Events server: open N subscribers,
+//! publish at a steady rate, and measure deliveries per second, publish→receive
+//! latency, loss, and the server's memory per subscriber.
+//!
+//! Subscribers are raw HTTP/1.1 connections decoded with `tidings-codec`, so
+//! the generator costs little per connection and speaks to any server:
+//! Tidings (Mercure form publishing), or anything that takes the event data as
+//! a raw POST body (Nchan, the Node/Express pattern).
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), tidings_bench::BenchError> {
+//! use tidings_bench::{BenchConfig, PublishFormat};
+//!
+//! let mut config = BenchConfig::new("http://127.0.0.1:3000/.well-known/mercure?topic=bench")?;
+//! config.publish = Some(tidings_bench::Publish::new(
+//!     "http://127.0.0.1:3000/.well-known/mercure",
+//!     PublishFormat::Mercure { topic: "bench".into() },
+//! )?);
+//! config.subscribers = 1000;
+//! let report = tidings_bench::run(&config).await?;
+//! println!("{} deliveries/s", report.deliveries_per_sec);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod chunked;
+mod publisher;
+mod subscriber;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+
+pub use chunked::ChunkError;
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A URL is unusable.
+    #[error("invalid URL {0}")]
+    Url(String),
+    /// A connection failed.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// A subscription was refused.
+    #[error("subscription refused: {0}")]
+    Status(String),
+    /// A publish failed.
+    #[error("publish failed: {0}")]
+    Publish(String),
+}
+
+/// Where to connect and what to send on every request.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    addr: String,
+    host: String,
+    path_and_query: String,
+    /// Extra header lines, each ending in CRLF.
+    extra_headers: String,
+}
+
+impl Target {
+    fn parse(raw: &str) -> Result<Target, BenchError> {
+        let url = url::Url::parse(raw).map_err(|e| BenchError::Url(format!("{raw}: {e}")))?;
+        if url.scheme() != "http" {
+            return Err(BenchError::Url(format!("{raw}: only http:// is supported")));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| BenchError::Url(format!("{raw}: no host")))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let mut path_and_query = url.path().to_owned();
+        if let Some(query) = url.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
+        Ok(Target {
+            addr: format!("{host}:{port}"),
+            host: format!("{host}:{port}"),
+            path_and_query,
+            extra_headers: String::new(),
+        })
+    }
+}
+
+/// How the server takes a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishFormat {
+    /// Mercure: form-encoded `topic` and `data`.
+    Mercure {
+        /// The topic to publish on.
+        topic: String,
+    },
+    /// The data as the raw request body (Nchan, simple Node servers).
+    Raw,
+}
+
+/// Where and how to publish.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    target: Target,
+    format: PublishFormat,
+}
+
+impl Publish {
+    /// Publishing to `url` in `format`.
+    ///
+    /// # Errors
+    /// If the URL is not an `http://` URL.
+    pub fn new(url: &str, format: PublishFormat) -> Result<Publish, BenchError> {
+        Ok(Publish {
+            target: Target::parse(url)?,
+            format,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every publish.
+    #[must_use]
+    pub fn token(mut self, token: &str) -> Publish {
+        self.target.extra_headers = format!("Authorization: Bearer {token}\r\n");
+        self
+    }
+}
+
+/// What to run. Every field documents its default.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    subscribe: Target,
+    /// Where to publish; `None` only measures idle connections.
+    pub publish: Option<Publish>,
+    /// Subscribers to open. Default: 100.
+    pub subscribers: usize,
+    /// Updates to publish. Default: 1000.
+    pub updates: usize,
+    /// Updates per second. Default: 1000.
+    pub rate: u32,
+    /// Bytes of padding in each update's data. Default: 64.
+    pub payload: usize,
+    /// Subscribers connecting at once. Default: 200.
+    pub connect_concurrency: usize,
+    /// The server's process id, to read its memory (Linux). Default: none.
+    pub server_pid: Option<u32>,
+    /// How long to wait for every delivery after the last publish. Default: 10 s.
+    pub drain_timeout: Duration,
+}
+
+impl BenchConfig {
+    /// A benchmark of subscribers to `subscribe_url`.
+    ///
+    /// # Errors
+    /// If the URL is not an `http://` URL.
+    pub fn new(subscribe_url: &str) -> Result<BenchConfig, BenchError> {
+        Ok(BenchConfig {
+            subscribe: Target::parse(subscribe_url)?,
+            publish: None,
+            subscribers: 100,
+            updates: 1000,
+            rate: 1000,
+            payload: 64,
+            connect_concurrency: 200,
+            server_pid: None,
+            drain_timeout: Duration::from_secs(10),
+        })
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Subscribers that connected.
+    pub subscribers: usize,
+    /// Server memory (resident) before subscribers connected, in bytes.
+    pub server_rss_before: Option<u64>,
+    /// Server memory with every subscriber connected and idle, in bytes.
+    pub server_rss_idle: Option<u64>,
+    /// (idle − before) / subscribers, in bytes.
+    pub server_bytes_per_idle_subscriber: Option<f64>,
+    /// Updates published.
+    pub published: u64,
+    /// Events received, all subscribers together.
+    pub deliveries: u64,
+    /// subscribers × published.
+    pub expected_deliveries: u64,
+    /// expected − received.
+    pub lost: u64,
+    /// From the first publish to the last delivery, in seconds.
+    pub seconds: f64,
+    /// deliveries / seconds.
+    pub deliveries_per_sec: f64,
+    /// Publish→receive latency percentiles, in microseconds.
+    pub latency_us: Latency,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// If a subscriber cannot connect or a publish fails.
+pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
+    let epoch = Instant::now();
+    let rss_before = config.server_pid.and_then(rss_of);
+    let total = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
+    let mut connecting = Vec::with_capacity(config.subscribers);
+    for _ in 0..config.subscribers {
+        let (target, gate) = (config.subscribe.clone(), gate.clone());
+        connecting.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await;
+            subscriber::connect(&target).await
+        }));
+    }
+    let mut readers = Vec::with_capacity(config.subscribers);
+    for handle in connecting {
+        let (stream, first, chunked) = handle
+            .await
+            .map_err(|e| BenchError::Connect(e.to_string()))??;
+        readers.push(tokio::spawn(subscriber::read_events(
+            stream,
+            first,
+            chunked,
+            epoch,
+            total.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    // Let the server settle (and our first reads land) before measuring idle memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = config.server_pid.and_then(rss_of);
+    let baseline = total.load(Ordering::Relaxed);
+    let mut published = 0u64;
+    let start = Instant::now();
+    if let Some(publish) = &config.publish {
+        let mut publisher =
+            publisher::Publisher::connect(publish.target.clone(), publish.format.clone()).await?;
+        let period = Duration::from_secs_f64(1.0 / f64::from(config.rate.max(1)));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let padding = "x".repeat(config.payload);
+        for _ in 0..config.updates {
+            interval.tick().await;
+            let data = format!(
+                "{{\"t\":{},\"p\":\"{padding}\"}}",
+                epoch.elapsed().as_micros()
+            );
+            publisher.publish(&data).await?;
+            published += 1;
+        }
+    }
+    let expected = published * config.subscribers as u64;
+    let deadline = Instant::now() + config.drain_timeout;
+    while total.load(Ordering::Relaxed) - baseline < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let mut latency: Option<Histogram<u64>> = None;
+    let mut deliveries = 0;
+    for reader in readers {
+        let received = reader
+            .await
+            .map_err(|e| BenchError::Connect(e.to_string()))?;
+        deliveries += received.events;
+        if let Some(h) = received.latency {
+            match &mut latency {
+                Some(all) => {
+                    let _ = all.add(&h);
+                }
+                None => latency = Some(h),
+            }
+        }
+    }
+    let latency_us = latency
+        .map(|h| Latency {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        })
+        .unwrap_or_default();
+    Ok(Report {
+        subscribers: config.subscribers,
+        server_rss_before: rss_before,
+        server_rss_idle: rss_idle,
+        server_bytes_per_idle_subscriber: match (rss_before, rss_idle) {
+            (Some(before), Some(idle)) if config.subscribers > 0 => {
+                Some((idle as f64 - before as f64) / config.subscribers as f64)
+            }
+            _ => None,
+        },
+        published,
+        deliveries,
+        expected_deliveries: expected,
+        lost: expected.saturating_sub(deliveries),
+        seconds,
+        deliveries_per_sec: if seconds > 0.0 {
+            deliveries as f64 / seconds
+        } else {
+            0.0
+        },
+        latency_us,
+    })
+}
+
+/// Resident memory of a process, from `/proc/PID/status`.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,117 @@
+//! The benchmark publisher: POSTs over one kept-alive connection.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::chunked::Dechunker;
+use crate::{BenchError, PublishFormat, Target};
+
+/// One kept-alive publishing connection.
+pub(crate) struct Publisher {
+    stream: TcpStream,
+    target: Target,
+    format: PublishFormat,
+    buf: Vec<u8>,
+}
+
+impl Publisher {
+    pub(crate) async fn connect(
+        target: Target,
+        format: PublishFormat,
+    ) -> Result<Publisher, BenchError> {
+        let stream = TcpStream::connect(&target.addr)
+            .await
+            .map_err(|e| BenchError::Connect(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Publisher {
+            stream,
+            target,
+            format,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Publishes `data`; returns when the server answered 2xx.
+    pub(crate) async fn publish(&mut self, data: &str) -> Result<(), BenchError> {
+        let (body, content_type) = match &self.format {
+            PublishFormat::Mercure { topic } => {
+                let body: String = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("topic", topic)
+                    .append_pair("data", data)
+                    .finish();
+                (body, "application/x-www-form-urlencoded")
+            }
+            PublishFormat::Raw => (data.to_owned(), "text/plain"),
+        };
+        let request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{}\r\n{body}",
+            self.target.path_and_query,
+            self.target.host,
+            body.len(),
+            self.target.extra_headers
+        );
+        self.stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| BenchError::Publish(e.to_string()))?;
+        self.read_response().await
+    }
+
+    async fn read_response(&mut self) -> Result<(), BenchError> {
+        let head_end = loop {
+            if let Some(end) = memchr::memmem::find(&self.buf, b"\r\n\r\n") {
+                break end;
+            }
+            self.read_more().await?;
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        self.buf.drain(..head_end + 4);
+        if head.contains("transfer-encoding: chunked") {
+            let mut dechunker = Dechunker::new();
+            loop {
+                let taken = std::mem::take(&mut self.buf);
+                dechunker
+                    .feed(&taken, |_| {})
+                    .map_err(|e| BenchError::Publish(e.to_string()))?;
+                if dechunker.is_done() {
+                    break;
+                }
+                self.read_more().await?;
+            }
+        } else {
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while self.buf.len() < length {
+                self.read_more().await?;
+            }
+            self.buf.drain(..length);
+        }
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(BenchError::Publish(format!("the server answered {status}")))
+        }
+    }
+
+    async fn read_more(&mut self) -> Result<(), BenchError> {
+        let n = self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|e| BenchError::Publish(e.to_string()))?;
+        if n == 0 {
+            return Err(BenchError::Publish(
+                "the server closed the publishing connection".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! One benchmark subscriber: a raw HTTP/1.1 connection reading an event
+//! stream, counting events and measuring their latency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use tidings_codec::{Decoder, Item};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::chunked::Dechunker;
+use crate::{BenchError, Target};
+
+/// What a subscriber measured.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) events: u64,
+    pub(crate) latency: Option<Histogram<u64>>,
+}
+
+/// Opens the stream and returns once the response head arrived.
+pub(crate) async fn connect(target: &Target) -> Result<(TcpStream, Vec<u8>, bool), BenchError> {
+    let mut stream = TcpStream::connect(&target.addr)
+        .await
+        .map_err(|e| BenchError::Connect(e.to_string()))?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n{}\r\n",
+        target.path_and_query, target.host, target.extra_headers
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| BenchError::Connect(e.to_string()))?;
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        if let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let status_ok = head.starts_with("http/1.1 200") || head.starts_with("http/1.0 200");
+            if !status_ok {
+                let line = head.lines().next().unwrap_or("").to_owned();
+                return Err(BenchError::Status(line));
+            }
+            let chunked = head.contains("transfer-encoding: chunked");
+            let rest = buf[end + 4..].to_vec();
+            return Ok((stream, rest, chunked));
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(BenchError::Status("response head too large".into()));
+        }
+        let n = stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| BenchError::Connect(e.to_string()))?;
+        if n == 0 {
+            return Err(BenchError::Connect(
+                "closed before the response head".into(),
+            ));
+        }
+    }
+}
+
+/// Reads events until `stop` turns true; counts into `total` as it goes.
+pub(crate) async fn read_events(
+    mut stream: TcpStream,
+    first: Vec<u8>,
+    chunked: bool,
+    epoch: Instant,
+    total: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) -> Received {
+    let mut decoder = Decoder::new();
+    let mut dechunker = chunked.then(Dechunker::new);
+    let mut received = Received {
+        events: 0,
+        latency: None,
+    };
+    let mut body = Vec::new();
+    let mut buf = first;
+    loop {
+        body.clear();
+        match &mut dechunker {
+            Some(d) => {
+                if d.feed(&buf, |b| body.extend_from_slice(b)).is_err() {
+                    return received;
+                }
+            }
+            None => body.extend_from_slice(&buf),
+        }
+        let mut events = 0;
+        let now = epoch.elapsed().as_micros() as u64;
+        for item in decoder.feed(&body) {
+            if let Item::Event(event) = item {
+                events += 1;
+                if let Some(sent) = sent_at(&event.data) {
+                    let histogram = received.latency.get_or_insert_with(|| {
+                        Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
+                    });
+                    let _ = histogram.record(now.saturating_sub(sent).max(1));
+                }
+            }
+        }
+        if events > 0 {
+            received.events += events;
+            total.fetch_add(events, Ordering::Relaxed);
+        }
+        buf.clear();
+        if buf.capacity() < 16 * 1024 {
+            buf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            n = stream.read_buf(&mut buf) => match n {
+                Ok(0) | Err(_) => return received,
+                Ok(_) => {}
+            },
+            _ = stop.wait_for(|s| *s) => return received,
+        }
+    }
+}
+
+/// The send time the publisher put in the data: `{"t":MICROS,...`.
+fn sent_at(data: &str) -> Option<u64> {
+    let rest = data.strip_prefix("{\"t\":")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}

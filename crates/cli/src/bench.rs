@@ -1,0 +1,97 @@
+//! `tidings bench`: load-test any SSE server.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use tidings_bench::{BenchConfig, Publish, PublishFormat};
+
+/// Load-test an SSE server: open N subscribers to URL, publish updates at a
+/// steady rate, and report deliveries/s, publish→receive latency, loss and
+/// (with --server-pid) the server's memory per idle subscriber.
+///
+/// Example against a local hub:
+///   tidings bench 'http://127.0.0.1:3000/.well-known/mercure?topic=bench' \
+///     --publish-url http://127.0.0.1:3000/.well-known/mercure --topic bench --token $TOKEN
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The subscription URL (http://…, the full query included).
+    url: String,
+    /// Subscribers to open.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    subscribers: usize,
+    /// Where to POST updates; without it only idle connections are measured.
+    #[arg(long)]
+    publish_url: Option<String>,
+    /// Publish as Mercure form fields on this topic (otherwise the data is the raw body).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Bearer token for publishing.
+    #[arg(long, env = "TIDINGS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Updates to publish.
+    #[arg(long, default_value_t = 1000)]
+    updates: usize,
+    /// Updates per second.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Bytes of padding in each update.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// The server's process id, to measure its memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Seconds to wait for the last deliveries.
+    #[arg(long, default_value_t = 10)]
+    drain_timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = BenchConfig::new(&args.url)?;
+    config.subscribers = args.subscribers;
+    config.updates = args.updates;
+    config.rate = args.rate;
+    config.payload = args.payload;
+    config.server_pid = args.server_pid;
+    config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    if let Some(url) = &args.publish_url {
+        let format = match args.topic {
+            Some(topic) => PublishFormat::Mercure { topic },
+            None => PublishFormat::Raw,
+        };
+        let mut publish = Publish::new(url, format)?;
+        if let Some(token) = &args.token {
+            publish = publish.token(token);
+        }
+        config.publish = Some(publish);
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(tidings_bench::run(&config))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("subscribers          {}", report.subscribers);
+        if let Some(per) = report.server_bytes_per_idle_subscriber {
+            println!("server memory        {:.0} bytes per idle subscriber", per);
+        }
+        println!("published            {}", report.published);
+        println!(
+            "deliveries           {} of {} ({} lost)",
+            report.deliveries, report.expected_deliveries, report.lost
+        );
+        println!("deliveries/s         {:.0}", report.deliveries_per_sec);
+        let l = &report.latency_us;
+        println!(
+            "latency µs           p50 {} p90 {} p99 {} p99.9 {} max {}",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        );
+    }
+    Ok(if report.lost == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
