@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::limits::ConnectionGuard;
 use crate::state::SharedState;
 use crate::subscribe;
+use tidings_hub::Subscription;
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -98,10 +99,14 @@ pub(crate) async fn handle(
         Some(head) if is_subscription(&head, &buf) => {
             // The head is parsed; its bytes are no longer needed.
             drop(buf);
-            serve_subscription(stream, peer, head, &state).await;
+            let serving = Box::pin(serve_subscription(stream, peer, head, &state));
+            serving.await;
         }
         Some(_) | None if buf.is_empty() => {}
-        _ => serve_with_hyper(stream, Bytes::from(buf), router, stopping).await,
+        _ => {
+            let timeout = state.config.header_read_timeout;
+            serve_with_hyper(stream, Bytes::from(buf), router, stopping, timeout).await;
+        }
     }
     drop(guard);
 }
@@ -198,24 +203,42 @@ async fn serve_subscription(
     head: Head,
     state: &SharedState,
 ) {
-    let origin = head
-        .headers
-        .get("origin")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let cors = crate::cors::header_lines(&state.config.cors_origins, origin.as_deref());
+    let Some((subscription, expires_at, chunked)) =
+        Box::pin(start_subscription(&mut stream, peer, head, state)).await
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let subscriber = subscription.info().subscriber.clone();
+    let (reason, written) = stream_frames(&mut stream, subscription, expires_at, chunked).await;
+    if chunked {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(b"0\r\n\r\n")).await;
+    }
+    let _ = stream.shutdown().await;
+    tracing::info!(%peer, %subscriber, reason, bytes = written, seconds = started.elapsed().as_secs(), "subscriber disconnected");
+}
+
+/// Authorizes, subscribes and writes the response head. `None` when the
+/// request was refused (the error is written) or is a `HEAD`.
+async fn start_subscription(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    head: Head,
+    state: &SharedState,
+) -> Option<(Subscription, Option<u64>, bool)> {
+    let origin = head.headers.get("origin").and_then(|v| v.to_str().ok());
+    let cors = crate::cors::header_lines(&state.config.cors_origins, origin);
     let opened = match subscribe::open(state, &head.headers, head.query.as_deref()).await {
         Ok(opened) => opened,
         Err(error) => {
             tracing::info!(%peer, status = error.status.as_u16(), reason = %error.message, "subscription refused");
             let _ = stream.write_all(&error.to_http1(&cors)).await;
-            return;
+            return None;
         }
     };
-    let mut subscription = opened.subscription;
     let chunked = head.minor_version >= 1;
     let mut response = format!("HTTP/1.{} 200 OK\r\n", head.minor_version);
-    for (name, value) in subscribe::response_headers(&subscription) {
+    for (name, value) in subscribe::response_headers(&opened.subscription) {
         response.push_str(&format!("{name}: {value}\r\n"));
     }
     response.push_str(&cors);
@@ -226,55 +249,93 @@ async fn serve_subscription(
     });
     if head.method == Method::Head {
         let _ = stream.write_all(response.as_bytes()).await;
-        return;
+        return None;
     }
     // A first comment flushes the headers through any proxy at once.
     response.push_str(if chunked { "3\r\n:\n\n\r\n" } else { ":\n\n" });
     if stream.write_all(response.as_bytes()).await.is_err() {
-        return;
+        return None;
     }
-    let started = Instant::now();
-    let subscriber = subscription.info().subscriber.clone();
-    tracing::info!(%peer, %subscriber, topics = ?subscription.info().topics, last_event_id = subscription.last_event_id(), "subscriber connected");
-    drop(head);
-    let expires = token_deadline(opened.expires_at);
-    tokio::pin!(expires);
-    let mut written = response.len() as u64;
-    let reason = loop {
-        let mut frames = Vec::new();
-        tokio::select! {
-            taken = std::future::poll_fn(|cx| subscription.poll_frames(cx, &mut frames, MAX_FRAMES_PER_WRITE)) => {
-                if taken == 0 {
-                    break "the hub is shutting down";
+    metrics::counter!("tidings_bytes_written_total").increment(response.len() as u64);
+    let info = opened.subscription.info();
+    tracing::info!(%peer, subscriber = %info.subscriber, topics = ?info.topics, last_event_id = opened.subscription.last_event_id(), "subscriber connected");
+    Some((opened.subscription, opened.expires_at, chunked))
+}
+
+/// What woke an idle subscriber connection.
+enum Wake {
+    Frames,
+    End,
+    Readable,
+    SocketError,
+    Expired,
+}
+
+/// The life of a subscriber connection: wait for frames, write them. Its
+/// state is a few words (no inner futures while idle), because there are
+/// many of these and they live long. Returns why it ended and bytes written.
+async fn stream_frames(
+    stream: &mut TcpStream,
+    mut subscription: Subscription,
+    expires_at: Option<u64>,
+    chunked: bool,
+) -> (&'static str, u64) {
+    let mut expires = expires_at.map(|exp| Box::pin(tokio::time::sleep(until_unix(exp))));
+    let mut written = 0u64;
+    let mut frames = Vec::new();
+    loop {
+        let wake = std::future::poll_fn(|cx| {
+            if let Some(expiry) = &mut expires {
+                if expiry.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Expired);
                 }
-                match tokio::time::timeout(WRITE_TIMEOUT, write_frames(&mut stream, &frames, chunked)).await {
-                    Ok(Ok(n)) => {
+            }
+            match subscription.poll_frames(cx, &mut frames, MAX_FRAMES_PER_WRITE) {
+                Poll::Ready(0) => return Poll::Ready(Wake::End),
+                Poll::Ready(_) => return Poll::Ready(Wake::Frames),
+                Poll::Pending => {}
+            }
+            match stream.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Wake::Readable),
+                Poll::Ready(Err(_)) => Poll::Ready(Wake::SocketError),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match wake {
+            Wake::Frames => {
+                let result = write_frames(stream, &frames, chunked).await;
+                frames = Vec::new();
+                match result {
+                    Ok(n) => {
                         written += n as u64;
                         metrics::counter!("tidings_bytes_written_total").increment(n as u64);
                     }
-                    Ok(Err(_)) => break "write failed",
-                    Err(_) => break "client stopped reading (write timeout)",
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        return ("client stopped reading (write timeout)", written);
+                    }
+                    Err(_) => return ("write failed", written),
                 }
             }
-            ready = stream.readable() => {
-                if ready.is_err() {
-                    break "socket error";
-                }
-                match stream.try_read(&mut [0u8; 64]) {
-                    Ok(0) => break "client closed the connection",
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => break "socket error",
-                    Ok(_) => {} // Nothing more is expected; ignore it.
-                }
-            }
-            () = &mut expires => break "token expired",
+            Wake::End => return ("the hub is shutting down", written),
+            Wake::Expired => return ("token expired", written),
+            Wake::SocketError => return ("socket error", written),
+            Wake::Readable => match stream.try_read(&mut [0u8; 64]) {
+                Ok(0) => return ("client closed the connection", written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return ("socket error", written),
+                Ok(_) => {} // Nothing more is expected from a subscriber; ignore it.
+            },
         }
-    };
-    if chunked {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(b"0\r\n\r\n")).await;
     }
-    let _ = stream.shutdown().await;
-    tracing::info!(%peer, %subscriber, reason, bytes = written, seconds = started.elapsed().as_secs(), "subscriber disconnected");
+}
+
+/// How long until a Unix time in seconds (zero if past).
+fn until_unix(exp: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Duration::from_secs(exp.saturating_sub(now))
 }
 
 /// Sleeps until a token's `exp`, or forever without one.
@@ -291,7 +352,9 @@ pub(crate) async fn token_deadline(expires_at: Option<u64>) {
 }
 
 /// Writes frames as one chunk (HTTP/1.1) or raw (HTTP/1.0) with vectored
-/// writes; returns the bytes written.
+/// writes; returns the bytes written. The common case completes without
+/// waiting; a full socket waits (boxed, so idle connections don't carry the
+/// space) at most [`WRITE_TIMEOUT`].
 async fn write_frames(
     stream: &mut TcpStream,
     frames: &[Bytes],
@@ -314,12 +377,21 @@ async fn write_frames(
     IoSlice::advance_slices(&mut remaining, 0);
     let mut done = 0;
     while done < total {
-        let n = stream.write_vectored(remaining).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+        match stream.try_write_vectored(remaining) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                done += n;
+                IoSlice::advance_slices(&mut remaining, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let ready = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, stream.writable())).await;
+                match ready {
+                    Ok(result) => result?,
+                    Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+                }
+            }
+            Err(e) => return Err(e),
         }
-        done += n;
-        IoSlice::advance_slices(&mut remaining, n);
     }
     Ok(total)
 }
@@ -329,14 +401,22 @@ async fn serve_with_hyper(
     prefix: Bytes,
     router: Router,
     stopping: CancellationToken,
+    header_read_timeout: Duration,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let io = TokioIo::new(Rewind {
         prefix,
         inner: stream,
     });
     let service = hyper_util::service::TowerToHyperService::new(router);
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Without a timer hyper ignores its header read timeout, and a kept-alive
+    // connection could then sit idle, or send half a request, for ever while
+    // holding a connection slot.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -433,5 +513,60 @@ mod tests {
             parse_head(request.as_bytes()).unwrap_err().status,
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
         );
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[tokio::test]
+    async fn print_future_sizes() {
+        let config = crate::Config {
+            storage: crate::Storage::Memory,
+            jwt_key: Some("0123456789abcdef0123456789abcdef".into()),
+            ..crate::Config::default()
+        };
+        let server = crate::Server::new(config).unwrap();
+        let state = server.state.clone();
+        let router = crate::router::router(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let peer = stream.local_addr().unwrap();
+        let fut = super::handle(
+            stream,
+            peer,
+            state.clone(),
+            router,
+            tokio_util::sync::CancellationToken::new(),
+        );
+        println!("handle future: {} bytes", std::mem::size_of_val(&fut));
+        println!("Sleep: {} bytes", std::mem::size_of::<tokio::time::Sleep>());
+        let mut s2 = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let sub2 = state
+            .hub
+            .subscribe(tidings_hub::SubscribeRequest::new(["y"]))
+            .await
+            .unwrap();
+        let frames = super::stream_frames(&mut s2, sub2, None, true);
+        println!("stream_frames: {} bytes", std::mem::size_of_val(&frames));
+        drop(frames);
+        let head = super::parse_head(b"GET /events?topic=a HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        let peer2 = s2.local_addr().unwrap();
+        let serve = super::serve_subscription(s2, peer2, head, &state);
+        println!(
+            "serve_subscription: {} bytes",
+            std::mem::size_of_val(&serve)
+        );
+        let sub = state
+            .hub
+            .subscribe(tidings_hub::SubscribeRequest::new(["x"]))
+            .await
+            .unwrap();
+        println!("Subscription: {} bytes", std::mem::size_of_val(&sub));
     }
 }

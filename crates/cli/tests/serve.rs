@@ -1,0 +1,281 @@
+//! `tidings serve`, run as the real binary: it prints where it listens and a
+//! development token, stops cleanly on SIGTERM, resumes clients across a
+//! restart, and refuses bad settings with a message that names them.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tidings_codec::{Decoder, Item};
+
+/// The longest a test waits for something it expects.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A running `tidings serve`; killed if a test fails before stopping it.
+struct Serve {
+    child: Child,
+    addr: String,
+    publisher_token: String,
+    log: PathBuf,
+}
+
+fn tidings() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    // Settings of the environment running the tests must not leak in.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TIDINGS_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("RUST_LOG", "info");
+    command
+}
+
+impl Serve {
+    fn start(data_dir: &Path, log: &Path) -> Serve {
+        let mut child = tidings()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("run tidings serve");
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Read stdout to its end: `tidings serve` fails if it cannot
+            // print the rest of its banner.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut serve = Serve {
+            child,
+            addr: String::new(),
+            publisher_token: String::new(),
+            log: log.to_owned(),
+        };
+        let deadline = Instant::now() + WAIT;
+        while serve.publisher_token.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "no banner with a publisher token; log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                )
+            });
+            if let Some(url) = line.strip_prefix("Tidings hub listening on http://") {
+                serve.addr = url.trim().to_owned();
+            } else if let Some(token) = line.trim().strip_prefix("publisher token (24 h):") {
+                serve.publisher_token = token.trim().to_owned();
+            }
+        }
+        assert!(!serve.addr.is_empty(), "the banner names the address");
+        serve
+    }
+
+    /// Publishes `data` on `topic` and returns the id.
+    fn publish(&self, token: &str, topic: &str, data: &str) -> String {
+        let body = format!("topic={topic}&data={data}");
+        let request = format!(
+            "POST /.well-known/mercure HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{response}");
+        body.to_owned()
+    }
+
+    /// Opens an HTTP/1.0 subscription (the body ends when the connection
+    /// does) and returns it once the response head has arrived.
+    fn subscribe(&self, query: &str, last_event_id: &str) -> (TcpStream, Vec<u8>) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            stream,
+            "GET /.well-known/mercure?{query} HTTP/1.0\r\nLast-Event-ID: {last_event_id}\r\n\r\n"
+        )
+        .unwrap();
+        let mut received = Vec::new();
+        let mut buf = [0; 4096];
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).expect("a response head");
+            assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&received));
+            received.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&received);
+        assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+        assert!(
+            text.to_lowercase()
+                .contains(&format!("last-event-id: {}", last_event_id.to_lowercase())),
+            "{text}"
+        );
+        (stream, received)
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        wait(&mut self.child).unwrap_or_else(|| {
+            panic!(
+                "tidings serve did not exit after SIGTERM; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            )
+        })
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to [`WAIT`] for `child` to exit.
+fn wait(child: &mut Child) -> Option<ExitStatus> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads a subscription until the server closes it; returns its events as
+/// `(id, data)`.
+fn read_events(mut stream: TcpStream, mut received: Vec<u8>) -> Vec<(String, String)> {
+    stream.read_to_end(&mut received).expect("the stream ends");
+    let split = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut decoder = Decoder::new();
+    let items: Vec<Item> = decoder.feed(&received[split..]).collect();
+    assert!(
+        matches!(items.first(), Some(Item::Comment(_))),
+        "the body starts with a comment: {items:?}"
+    );
+    items
+        .into_iter()
+        .filter_map(|item| match item {
+            Item::Event(event) => Some((event.id, event.data)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn serve_stops_on_sigterm_and_resumes_clients_after_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let log = root.path().join("serve.log");
+
+    let first = Serve::start(&data_dir, &log);
+    let first_token = first.publisher_token.clone();
+    let ids: Vec<String> = ["one", "two", "three"]
+        .iter()
+        .map(|data| first.publish(&first_token, "log", data))
+        .collect();
+    let (open, head) = first.subscribe("topic=*", &ids[1]);
+    let status = first.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    // The shutdown ended the open stream after what it was owed.
+    assert_eq!(
+        read_events(open, head),
+        [(ids[2].clone(), "three".to_owned())]
+    );
+
+    let second = Serve::start(&data_dir, &log);
+    // The development key lives in the data dir: old tokens still work.
+    let four = second.publish(&first_token, "log", "four");
+    let (resumed, head) = second.subscribe("topic=*", &ids[0]);
+    let five = second.publish(&second.publisher_token, "log", "five");
+    let status = second.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        read_events(resumed, head),
+        [
+            (ids[1].clone(), "two".to_owned()),
+            (ids[2].clone(), "three".to_owned()),
+            (four, "four".to_owned()),
+            (five, "five".to_owned()),
+        ]
+    );
+}
+
+/// Runs `tidings` with `args`, expecting it to fail fast; returns stderr.
+fn fails(args: &[&std::ffi::OsStr]) -> String {
+    let mut child = tidings()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait(&mut child);
+    let _ = child.kill();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = status.unwrap_or_else(|| panic!("still running; stderr:\n{stderr}"));
+    assert!(!status.success(), "{args:?} succeeded");
+    stderr
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_fails_fast_naming_it() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("not-a-directory");
+    std::fs::write(&file, "plain file").unwrap();
+    let stderr = fails(&[
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(
+        stderr.contains(&*file.to_string_lossy()),
+        "the message names {}: {stderr}",
+        file.display()
+    );
+    // The file is left as it was.
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "plain file");
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_fails_naming_the_key() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("tidings.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nstorage = \"memory\"\nmax-conections = 10\n",
+    )
+    .unwrap();
+    let stderr = fails(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert!(stderr.contains("max-conections"), "{stderr}");
+    assert!(stderr.contains(&*config.to_string_lossy()), "{stderr}");
+}
