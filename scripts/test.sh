@@ -31,3 +31,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests"
 cargo test --workspace
+
+step "fuzz target builds (run it with: see crates/codec/fuzz/README.md)"
+cargo check --locked --manifest-path crates/codec/fuzz/Cargo.toml --no-default-features
+
+step "browser tests (Debian's Chromium, installed when missing)"
+tests/browser/run.sh
