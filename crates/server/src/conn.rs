@@ -9,6 +9,7 @@
 //! page, CORS preflight, HTTP/2) is handed to hyper and axum, with the bytes
 //! already read replayed first.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -56,29 +57,51 @@ enum Method {
     Other,
 }
 
-pub(crate) async fn handle(
+pub(crate) fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: SharedState,
+    router: Router,
+    stopping: CancellationToken,
+) -> impl Future<Output = ()> + Send {
+    // Everything before the stream starts is one boxed phase, so that its
+    // state is freed when it is done; and this is a plain function returning
+    // a block that captures only that box, because an async fn would keep its
+    // arguments for its whole life. A subscriber's task then holds only what
+    // streaming needs: a boxed `SubscriberConn` and a small `run` future.
+    let accepting = Box::pin(accept(stream, peer, state, router, stopping));
+    async move {
+        if let Some(subscriber) = accepting.await {
+            subscriber.run().await;
+        }
+    }
+}
+
+/// Admits the connection, reads the request head, and either starts a
+/// subscription (returned, to be streamed) or serves the connection with
+/// hyper to its end.
+async fn accept(
     mut stream: TcpStream,
     peer: SocketAddr,
     state: SharedState,
     router: Router,
     stopping: CancellationToken,
-) {
+) -> Option<Box<SubscriberConn>> {
     let guard = match ConnectionGuard::admit(&state, peer.ip()) {
         Ok(guard) => guard,
         Err(error) => {
             tracing::info!(%peer, status = error.status.as_u16(), reason = %error.message, "connection refused");
             let _ = stream.write_all(&error.to_http1("")).await;
-            return;
+            return None;
         }
     };
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
-    let head = match tokio::time::timeout(
+    let reading = tokio::time::timeout(
         state.config.header_read_timeout,
         read_head(&mut stream, &mut buf),
-    )
-    .await
-    {
+    );
+    let head = match reading.await {
         Err(_) => {
             tracing::info!(%peer, "connection closed: request headers not received within header-read-timeout");
             let error = ApiError::new(
@@ -86,29 +109,37 @@ pub(crate) async fn handle(
                 "request headers not received in time",
             );
             let _ = stream.write_all(&error.to_http1("")).await;
-            return;
+            return None;
         }
         Ok(Err(error)) => {
             tracing::info!(%peer, status = error.status.as_u16(), reason = %error.message, "request rejected");
             let _ = stream.write_all(&error.to_http1("")).await;
-            return;
+            return None;
         }
         Ok(Ok(head)) => head,
     };
     match head {
         Some(head) if is_subscription(&head, &buf) => {
-            // The head is parsed; its bytes are no longer needed.
             drop(buf);
-            let serving = Box::pin(serve_subscription(stream, peer, head, &state));
-            serving.await;
+            let (subscription, expires_at, chunked) =
+                start_subscription(&mut stream, peer, head, &state).await?;
+            Some(Box::new(SubscriberConn {
+                stream,
+                subscription,
+                expires_at,
+                chunked,
+                peer,
+                started: Instant::now(),
+                _guard: guard,
+            }))
         }
-        Some(_) | None if buf.is_empty() => {}
+        Some(_) | None if buf.is_empty() => None,
         _ => {
             let timeout = state.config.header_read_timeout;
             serve_with_hyper(stream, Bytes::from(buf), router, stopping, timeout).await;
+            None
         }
     }
-    drop(guard);
 }
 
 fn is_subscription(head: &Head, buf: &[u8]) -> bool {
@@ -197,25 +228,39 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ApiError> {
     }))
 }
 
-async fn serve_subscription(
-    mut stream: TcpStream,
+/// A streaming subscriber connection: all a subscriber holds for its life.
+struct SubscriberConn {
+    stream: TcpStream,
+    subscription: Subscription,
+    /// `exp` of the subscriber's token, in Unix seconds.
+    expires_at: Option<u64>,
+    chunked: bool,
     peer: SocketAddr,
-    head: Head,
-    state: &SharedState,
-) {
-    let Some((subscription, expires_at, chunked)) =
-        Box::pin(start_subscription(&mut stream, peer, head, state)).await
-    else {
-        return;
-    };
-    let started = Instant::now();
-    let subscriber = subscription.info().subscriber.clone();
-    let (reason, written) = stream_frames(&mut stream, subscription, expires_at, chunked).await;
-    if chunked {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(b"0\r\n\r\n")).await;
+    started: Instant,
+    /// Frees the connection's place in the limits when dropped.
+    _guard: ConnectionGuard,
+}
+
+impl SubscriberConn {
+    async fn run(mut self: Box<Self>) {
+        let (reason, written) = stream_frames(
+            &mut self.stream,
+            &mut self.subscription,
+            self.expires_at,
+            self.chunked,
+        )
+        .await;
+        let closing = Box::pin(async {
+            if self.chunked {
+                let _ =
+                    tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(b"0\r\n\r\n")).await;
+            }
+            let _ = self.stream.shutdown().await;
+        });
+        closing.await;
+        let subscriber = &self.subscription.info().subscriber;
+        tracing::info!(peer = %self.peer, %subscriber, reason, bytes = written, seconds = self.started.elapsed().as_secs(), "subscriber disconnected");
     }
-    let _ = stream.shutdown().await;
-    tracing::info!(%peer, %subscriber, reason, bytes = written, seconds = started.elapsed().as_secs(), "subscriber disconnected");
 }
 
 /// Authorizes, subscribes and writes the response head. `None` when the
@@ -276,7 +321,7 @@ enum Wake {
 /// many of these and they live long. Returns why it ended and bytes written.
 async fn stream_frames(
     stream: &mut TcpStream,
-    mut subscription: Subscription,
+    subscription: &mut Subscription,
     expires_at: Option<u64>,
     chunked: bool,
 ) -> (&'static str, u64) {
@@ -304,12 +349,21 @@ async fn stream_frames(
         .await;
         match wake {
             Wake::Frames => {
-                let result = write_frames(stream, &frames, chunked).await;
+                let result = match write_now(stream, &frames, chunked) {
+                    Ok(Written::All(total)) => Ok(total),
+                    Ok(Written::Partly { total, rest }) => {
+                        // The socket is full: wait for it, boxed so that idle
+                        // connections don't carry this state.
+                        let finishing = Box::pin(finish_write(stream, rest));
+                        finishing.await.map(|()| total)
+                    }
+                    Err(e) => Err(e),
+                };
                 frames = Vec::new();
                 match result {
-                    Ok(n) => {
-                        written += n as u64;
-                        metrics::counter!("tidings_bytes_written_total").increment(n as u64);
+                    Ok(total) => {
+                        written += total as u64;
+                        metrics::counter!("tidings_bytes_written_total").increment(total as u64);
                     }
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                         return ("client stopped reading (write timeout)", written);
@@ -351,28 +405,30 @@ pub(crate) async fn token_deadline(expires_at: Option<u64>) {
     }
 }
 
-/// Writes frames as one chunk (HTTP/1.1) or raw (HTTP/1.0) with vectored
-/// writes; returns the bytes written. The common case completes without
-/// waiting; a full socket waits (boxed, so idle connections don't carry the
-/// space) at most [`WRITE_TIMEOUT`].
-async fn write_frames(
-    stream: &mut TcpStream,
-    frames: &[Bytes],
-    chunked: bool,
-) -> io::Result<usize> {
+/// What [`write_now`] managed.
+enum Written {
+    /// Everything: this many bytes.
+    All(usize),
+    /// The socket filled up: `rest` is still to be written, of `total`.
+    Partly { total: usize, rest: Vec<u8> },
+}
+
+/// Writes frames as one chunk (HTTP/1.1) or raw (HTTP/1.0), with vectored
+/// writes, as far as the socket takes them without waiting: the common case,
+/// which needs no future state at all.
+fn write_now(stream: &TcpStream, frames: &[Bytes], chunked: bool) -> io::Result<Written> {
     let len: usize = frames.iter().map(Bytes::len).sum();
     let chunk_head = if chunked {
         format!("{len:x}\r\n")
     } else {
         String::new()
     };
+    let chunk_tail: &[u8] = if chunked { b"\r\n" } else { b"" };
     let mut slices = Vec::with_capacity(frames.len() + 2);
     slices.push(IoSlice::new(chunk_head.as_bytes()));
     slices.extend(frames.iter().map(|f| IoSlice::new(f)));
-    if chunked {
-        slices.push(IoSlice::new(b"\r\n"));
-    }
-    let total = chunk_head.len() + len + if chunked { 2 } else { 0 };
+    slices.push(IoSlice::new(chunk_tail));
+    let total = chunk_head.len() + len + chunk_tail.len();
     let mut remaining = &mut slices[..];
     IoSlice::advance_slices(&mut remaining, 0);
     let mut done = 0;
@@ -384,16 +440,21 @@ async fn write_frames(
                 IoSlice::advance_slices(&mut remaining, n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let ready = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, stream.writable())).await;
-                match ready {
-                    Ok(result) => result?,
-                    Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-                }
+                let rest = remaining.iter().flat_map(|s| s.iter().copied()).collect();
+                return Ok(Written::Partly { total, rest });
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(total)
+    Ok(Written::All(total))
+}
+
+/// Writes what a full socket did not take, within [`WRITE_TIMEOUT`].
+async fn finish_write(stream: &mut TcpStream, rest: Vec<u8>) -> io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&rest)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
 }
 
 async fn serve_with_hyper(
@@ -518,8 +579,11 @@ mod tests {
 
 #[cfg(test)]
 mod size_tests {
+    /// Every subscriber holds its connection task for its whole life: a
+    /// regression here multiplies by the number of subscribers. The budget
+    /// leaves room for compiler changes, not for a new inline future.
     #[tokio::test]
-    async fn print_future_sizes() {
+    async fn an_idle_subscriber_connection_stays_small() {
         let config = crate::Config {
             storage: crate::Storage::Memory,
             jwt_key: Some("0123456789abcdef0123456789abcdef".into()),
@@ -533,40 +597,34 @@ mod size_tests {
             .await
             .unwrap();
         let peer = stream.local_addr().unwrap();
-        let fut = super::handle(
+        let task = super::handle(
             stream,
             peer,
             state.clone(),
             router,
             tokio_util::sync::CancellationToken::new(),
         );
-        println!("handle future: {} bytes", std::mem::size_of_val(&fut));
-        println!("Sleep: {} bytes", std::mem::size_of::<tokio::time::Sleep>());
-        let mut s2 = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let sub2 = state
-            .hub
-            .subscribe(tidings_hub::SubscribeRequest::new(["y"]))
-            .await
-            .unwrap();
-        let frames = super::stream_frames(&mut s2, sub2, None, true);
-        println!("stream_frames: {} bytes", std::mem::size_of_val(&frames));
-        drop(frames);
-        let head = super::parse_head(b"GET /events?topic=a HTTP/1.1\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        let peer2 = s2.local_addr().unwrap();
-        let serve = super::serve_subscription(s2, peer2, head, &state);
-        println!(
-            "serve_subscription: {} bytes",
-            std::mem::size_of_val(&serve)
+        let task_size = std::mem::size_of_val(&task);
+        assert!(
+            task_size <= 256,
+            "the connection task grew to {task_size} bytes"
         );
-        let sub = state
+        drop(task);
+        let mut stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut subscription = state
             .hub
             .subscribe(tidings_hub::SubscribeRequest::new(["x"]))
             .await
             .unwrap();
-        println!("Subscription: {} bytes", std::mem::size_of_val(&sub));
+        let streaming = super::stream_frames(&mut stream, &mut subscription, None, true);
+        let streaming_size = std::mem::size_of_val(&streaming);
+        assert!(
+            streaming_size <= 192,
+            "stream_frames grew to {streaming_size} bytes"
+        );
+        let held = std::mem::size_of::<super::SubscriberConn>();
+        assert!(held <= 256, "SubscriberConn grew to {held} bytes");
     }
 }
