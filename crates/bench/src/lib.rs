@@ -147,8 +147,12 @@ pub struct BenchConfig {
     pub payload: usize,
     /// Subscribers connecting at once. Default: 200.
     pub connect_concurrency: usize,
-    /// The server's process id, to read its memory (Linux). Default: none.
-    pub server_pid: Option<u32>,
+    /// The server's process ids, to read their memory (Linux): the sum of
+    /// their resident sets counts. Default: none.
+    pub server_pids: Vec<u32>,
+    /// Publishing connections, each taking an equal share of the updates and
+    /// the rate. Default: 1.
+    pub publishers: usize,
     /// How long to wait for every delivery after the last publish. Default: 10 s.
     pub drain_timeout: Duration,
 }
@@ -167,7 +171,8 @@ impl BenchConfig {
             rate: 1000,
             payload: 64,
             connect_concurrency: 200,
-            server_pid: None,
+            server_pids: Vec::new(),
+            publishers: 1,
             drain_timeout: Duration::from_secs(10),
         })
     }
@@ -198,6 +203,12 @@ pub struct Report {
     pub deliveries_per_sec: f64,
     /// Publish→receive latency percentiles, in microseconds.
     pub latency_us: Latency,
+    /// CPU time the server used from the first publish to the last delivery,
+    /// in seconds (user + system, all its processes), when its pids are known.
+    pub server_cpu_seconds: Option<f64>,
+    /// Server CPU time per delivery, in nanoseconds: its cost, whatever else
+    /// shares the machine.
+    pub server_cpu_ns_per_delivery: Option<f64>,
 }
 
 /// Latency percentiles in microseconds.
@@ -221,7 +232,7 @@ pub struct Latency {
 /// If a subscriber cannot connect or a publish fails.
 pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let epoch = Instant::now();
-    let rss_before = config.server_pid.and_then(rss_of);
+    let rss_before = rss_sum(&config.server_pids);
     let total = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
     let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
@@ -249,25 +260,42 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     }
     // Let the server settle (and our first reads land) before measuring idle memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = config.server_pid.and_then(rss_of);
+    let rss_idle = rss_sum(&config.server_pids);
     let baseline = total.load(Ordering::Relaxed);
     let mut published = 0u64;
+    let cpu_before = cpu_sum(&config.server_pids);
     let start = Instant::now();
     if let Some(publish) = &config.publish {
-        let mut publisher =
-            publisher::Publisher::connect(publish.target.clone(), publish.format.clone()).await?;
-        let period = Duration::from_secs_f64(1.0 / f64::from(config.rate.max(1)));
-        let mut interval = tokio::time::interval(period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let padding = "x".repeat(config.payload);
-        for _ in 0..config.updates {
-            interval.tick().await;
-            let data = format!(
-                "{{\"t\":{},\"p\":\"{padding}\"}}",
-                epoch.elapsed().as_micros()
+        let publishers = config.publishers.max(1);
+        let mut tasks = Vec::with_capacity(publishers);
+        for p in 0..publishers {
+            let share = config.updates / publishers + usize::from(p < config.updates % publishers);
+            let rate = f64::from(config.rate.max(1)) / publishers as f64;
+            let (target, format, payload) = (
+                publish.target.clone(),
+                publish.format.clone(),
+                config.payload,
             );
-            publisher.publish(&data).await?;
-            published += 1;
+            tasks.push(tokio::spawn(async move {
+                let mut publisher = publisher::Publisher::connect(target, format).await?;
+                let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let padding = "x".repeat(payload);
+                for _ in 0..share {
+                    interval.tick().await;
+                    let data = format!(
+                        "{{\"t\":{},\"p\":\"{padding}\"}}",
+                        epoch.elapsed().as_micros()
+                    );
+                    publisher.publish(&data).await?;
+                }
+                Ok::<u64, BenchError>(share as u64)
+            }));
+        }
+        for task in tasks {
+            published += task
+                .await
+                .map_err(|e| BenchError::Publish(e.to_string()))??;
         }
     }
     let expected = published * config.subscribers as u64;
@@ -276,6 +304,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_after = cpu_sum(&config.server_pids);
     let _ = stop_tx.send(true);
     let mut latency: Option<Histogram<u64>> = None;
     let mut deliveries = 0;
@@ -323,7 +352,39 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             0.0
         },
         latency_us,
+        server_cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
+        server_cpu_ns_per_delivery: match cpu_before.zip(cpu_after) {
+            Some((b, a)) if deliveries > 0 => Some((a - b) * 1e9 / deliveries as f64),
+            _ => None,
+        },
     })
+}
+
+/// User + system CPU seconds of processes, from `/proc/PID/stat`.
+fn cpu_sum(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    // Clock ticks per second: 100 on Linux for every mainstream architecture.
+    const TICKS: f64 = 100.0;
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command name, which is in parentheses.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / TICKS)
+        })
+        .sum()
+}
+
+/// The summed resident memory of processes; `None` if any cannot be read.
+fn rss_sum(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| rss_of(pid)).sum()
 }
 
 /// Resident memory of a process, from `/proc/PID/status`.

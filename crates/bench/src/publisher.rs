@@ -6,6 +6,8 @@ use tokio::net::TcpStream;
 use crate::chunked::Dechunker;
 use crate::{BenchError, PublishFormat, Target};
 
+const CLOSED: &str = "the server closed the publishing connection";
+
 /// One kept-alive publishing connection.
 pub(crate) struct Publisher {
     stream: TcpStream,
@@ -31,8 +33,24 @@ impl Publisher {
         })
     }
 
-    /// Publishes `data`; returns when the server answered 2xx.
+    /// Publishes `data`; returns when the server answered 2xx. A server
+    /// that closed the kept-alive connection (nginx does after
+    /// `keepalive_requests`) gets one retry on a new connection.
     pub(crate) async fn publish(&mut self, data: &str) -> Result<(), BenchError> {
+        match self.publish_once(data).await {
+            Err(BenchError::Publish(reason)) if reason == CLOSED => {
+                self.stream = TcpStream::connect(&self.target.addr)
+                    .await
+                    .map_err(|e| BenchError::Connect(e.to_string()))?;
+                let _ = self.stream.set_nodelay(true);
+                self.buf.clear();
+                self.publish_once(data).await
+            }
+            other => other,
+        }
+    }
+
+    async fn publish_once(&mut self, data: &str) -> Result<(), BenchError> {
         let (body, content_type) = match &self.format {
             PublishFormat::Mercure { topic } => {
                 let body: String = form_urlencoded::Serializer::new(String::new())

@@ -38,9 +38,12 @@ pub(crate) struct Args {
     /// Bytes of padding in each update.
     #[arg(long, default_value_t = 64)]
     payload: usize,
-    /// The server's process id, to measure its memory.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process ids, comma-separated, to measure its memory (summed).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// Concurrent publishing connections sharing the updates and the rate.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
     /// Seconds to wait for the last deliveries.
     #[arg(long, default_value_t = 10)]
     drain_timeout: u64,
@@ -55,7 +58,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.updates = args.updates;
     config.rate = args.rate;
     config.payload = args.payload;
-    config.server_pid = args.server_pid;
+    config.server_pids = args.server_pid;
+    config.publishers = args.publishers;
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
     if let Some(url) = &args.publish_url {
         let format = match args.topic {

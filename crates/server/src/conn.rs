@@ -301,10 +301,17 @@ async fn start_subscription(
     if stream.write_all(response.as_bytes()).await.is_err() {
         return None;
     }
-    metrics::counter!("tidings_bytes_written_total").increment(response.len() as u64);
+    bytes_written().increment(response.len() as u64);
     let info = opened.subscription.info();
     tracing::info!(%peer, subscriber = %info.subscriber, topics = ?info.topics, last_event_id = opened.subscription.last_event_id(), "subscriber connected");
     Some((opened.subscription, opened.expires_at, chunked))
+}
+
+/// The bytes-written counter, looked up once: `counter!` searches the
+/// registry on every call, and this runs on every write.
+fn bytes_written() -> &'static metrics::Counter {
+    static COUNTER: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    COUNTER.get_or_init(|| metrics::counter!("tidings_bytes_written_total"))
 }
 
 /// What woke an idle subscriber connection.
@@ -363,7 +370,7 @@ async fn stream_frames(
                 match result {
                     Ok(total) => {
                         written += total as u64;
-                        metrics::counter!("tidings_bytes_written_total").increment(total as u64);
+                        bytes_written().increment(total as u64);
                     }
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                         return ("client stopped reading (write timeout)", written);
