@@ -109,6 +109,18 @@ test('the publish form shows the hub\'s error message', async (t) => {
   assert.deepEqual(unexpected, []);
 });
 
+test('with a JWT key configured, the page asks for a token and logs no error', async (t) => {
+  const hub = await startHub(t, {
+    dataDir: await tempDataDir(t),
+    extraArgs: ['--jwt-key', 'browser-test-key-0123456789abcdef0123', '--anonymous'],
+  });
+  const page = await openPage(t, browser, hub.url);
+  await waitForState(page, 'open', { hub });
+  await waitUntil(page, 'the paste-a-token hint', () => /paste a token/.test(document.querySelector('#token-status').textContent));
+  assert.equal(await page.locator('#token-details').getAttribute('open'), '');
+  assertNoPageErrors(page);
+});
+
 test('resumes after the hub is killed and restarted: new events once each, reconnect counted', async (t) => {
   const dataDir = await tempDataDir(t);
   const first = await startHub(t, { dataDir });

@@ -40,8 +40,8 @@ export async function tempDataDir(t) {
  * banner names the address. The returned hub is killed when the test ends,
  * whatever happens.
  */
-export async function startHub(t, { dataDir, port = 0, demo = false }) {
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir];
+export async function startHub(t, { dataDir, port = 0, demo = false, extraArgs = [] }) {
+  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...extraArgs];
   if (demo) args.push('--demo');
   const child = spawn(TIDINGS_BIN, args, {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -136,7 +136,10 @@ async fn accept(
         Some(_) | None if buf.is_empty() => None,
         _ => {
             let timeout = state.config.header_read_timeout;
+            let started = Instant::now();
+            tracing::info!(%peer, "connection opened");
             serve_with_hyper(stream, Bytes::from(buf), router, stopping, timeout).await;
+            tracing::info!(%peer, seconds = started.elapsed().as_secs(), "connection closed");
             None
         }
     }

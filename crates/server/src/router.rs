@@ -85,12 +85,18 @@ const DEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 
 
 /// In development mode only: a short-lived token for the demo page, so it can
 /// publish and read private updates without a long-lived secret in the page.
+/// Otherwise `{"token": null}` with the reason: a 200, because a 404 would be
+/// logged as an error in the console of every page load.
 async fn demo_token(State(state): State<SharedState>) -> Result<Response, ApiError> {
     let Some(key) = &state.dev_key else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "demo tokens exist only in development mode (no JWT key configured)",
-        ));
+        return Ok((
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(json!({
+                "token": null,
+                "reason": "demo tokens exist only in development mode (no JWT key configured)",
+            })),
+        )
+            .into_response());
     };
     let token = crate::auth::mint(
         &crate::auth::KeyMaterial::Secret(key.clone()),
@@ -179,14 +185,13 @@ fn subscriptions_document(
             }
         }
     }
-    axum::Json(json!({
+    json_ld(json!({
         "@context": "https://mercure.rocks/",
         "id": id,
         "type": "Subscriptions",
         "lastEventID": state.hub.last_event_id(),
         "subscriptions": list,
     }))
-    .into_response()
 }
 
 async fn subscriptions(
@@ -231,13 +236,22 @@ async fn subscription(
             let mut doc = info.to_json(&topic, true);
             doc["@context"] = json!("https://mercure.rocks/");
             doc["lastEventID"] = json!(state.hub.last_event_id());
-            Ok(axum::Json(doc).into_response())
+            Ok(json_ld(doc))
         }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no such active subscription",
         )),
     }
+}
+
+/// Mercure's subscription API answers JSON-LD.
+fn json_ld(doc: serde_json::Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/ld+json")],
+        doc.to_string(),
+    )
+        .into_response()
 }
 
 fn escape(s: &str) -> String {
