@@ -157,7 +157,9 @@ impl Hub {
     ///
     /// # Panics
     /// Outside a Tokio runtime.
-    pub fn new(store: impl Store, config: HubConfig) -> Result<Hub> {
+    pub fn new(store: impl Store, mut config: HubConfig) -> Result<Hub> {
+        // A queue of zero would mark every subscriber slow at every update.
+        config.subscriber_queue = config.subscriber_queue.max(1);
         let store: Arc<dyn Store> = Arc::new(store);
         let stats = store.stats()?;
         let index = TopicIndex::default();
@@ -417,13 +419,14 @@ impl Shared {
     ) -> std::result::Result<Vec<Arc<Entry>>, PageRead> {
         {
             let recent = self.recent.read().unwrap_or_else(|e| e.into_inner());
+            // An empty tail says nothing (it may hold no entries at all, with
+            // `recent: 0`): only a tail that reaches back far enough answers.
             match recent.front() {
-                None => return Ok(Vec::new()),
                 Some(first) if first.position <= after + 1 => {
                     let start = (after + 1 - first.position) as usize;
                     return Ok(recent.iter().skip(start).take(PAGE).cloned().collect());
                 }
-                Some(_) => {}
+                _ => {}
             }
         }
         let store = self.store.clone();

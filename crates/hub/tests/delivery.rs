@@ -278,3 +278,23 @@ async fn uri_template_selectors() {
         assert_nothing_ready(sub);
     }
 }
+
+#[tokio::test]
+async fn regression_resume_without_an_in_memory_tail_reads_the_store() {
+    let config = HubConfig {
+        recent: 0,
+        subscriber_queue: 0,
+        ..HubConfig::default()
+    };
+    let hub = Hub::new(MemoryStore::new(Retention::default()), config).unwrap();
+    for id in ["1", "2", "3"] {
+        hub.publish(Update::new("t", id).id(id)).await.unwrap();
+    }
+    let mut resumed = hub
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id("1"))
+        .await
+        .unwrap();
+    assert_eq!(next_ids(&mut resumed, 2).await, strings(&["2", "3"]));
+    hub.publish(Update::new("t", "4").id("4")).await.unwrap();
+    assert_eq!(next_event(&mut resumed).await.0, "4");
+}
