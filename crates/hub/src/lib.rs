@@ -37,7 +37,7 @@
 //! | --- | --- |
 //! | [`Update`], [`EventId`] | what publishers send and get back |
 //! | [`Selector`] | `*`, exact topics and RFC 6570 URI templates |
-//! | [`Hub`] | the writer that orders, stores and fans out; subscribe |
+//! | [`Hub`] | publish and subscribe; the writer (`writer.rs`) orders, stores and fans out; one ticker sends keep-alives |
 //! | [`Subscription`] | a stream of frames with a cursor in the log; the slow-subscriber policy is documented there |
 //! | [`Store`], [`MemoryStore`], [`RedbStore`] | history, retention by count, age and bytes |
 //! | [`SubscriptionInfo`] | presence, as Mercure's subscription API shows it |
@@ -71,6 +71,7 @@ mod store;
 mod subscription;
 mod topic;
 mod update;
+mod writer;
 
 pub use error::{Error, Result, StoreError};
 pub use hub::{Hub, HubConfig, SubscribeRequest};
