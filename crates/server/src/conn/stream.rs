@@ -1,0 +1,314 @@
+//! A subscriber connection on the lean path: the response head, then frames
+//! as they come, until the hub, the client or the token ends it.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tidings_hub::Subscription;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::limits::ConnectionGuard;
+use crate::state::SharedState;
+use crate::subscribe;
+
+use super::head::{Head, Method};
+
+/// Frames taken from a subscription for one write.
+const MAX_FRAMES_PER_WRITE: usize = 64;
+
+/// A subscriber whose socket accepts nothing for this long is dropped; it
+/// resumes with `Last-Event-ID` when it comes back.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A streaming subscriber connection: all a subscriber holds for its life.
+pub(super) struct SubscriberConn {
+    pub(super) stream: TcpStream,
+    pub(super) subscription: Subscription,
+    /// `exp` of the subscriber's token, in Unix seconds.
+    pub(super) expires_at: Option<u64>,
+    pub(super) chunked: bool,
+    pub(super) peer: SocketAddr,
+    pub(super) started: Instant,
+    /// Frees the connection's place in the limits when dropped.
+    pub(super) _guard: ConnectionGuard,
+}
+
+impl SubscriberConn {
+    pub(super) async fn run(mut self: Box<Self>) {
+        let (reason, written) = stream_frames(
+            &mut self.stream,
+            &mut self.subscription,
+            self.expires_at,
+            self.chunked,
+        )
+        .await;
+        let closing = Box::pin(async {
+            if self.chunked {
+                let _ =
+                    tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(b"0\r\n\r\n")).await;
+            }
+            let _ = self.stream.shutdown().await;
+        });
+        closing.await;
+        let subscriber = &self.subscription.info().subscriber;
+        tracing::info!(peer = %self.peer, %subscriber, reason, bytes = written, seconds = self.started.elapsed().as_secs(), "subscriber disconnected");
+    }
+}
+
+/// Authorizes, subscribes and writes the response head. `None` when the
+/// request was refused (the error is written) or is a `HEAD`.
+pub(super) async fn start_subscription(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    head: Head,
+    state: &SharedState,
+) -> Option<(Subscription, Option<u64>, bool)> {
+    let origin = head.headers.get("origin").and_then(|v| v.to_str().ok());
+    let cors = crate::cors::header_lines(&state.config.cors_origins, origin);
+    let opened = match subscribe::open(state, &head.headers, head.query.as_deref()).await {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::info!(%peer, status = error.status.as_u16(), reason = %error.message, "subscription refused");
+            let _ = stream.write_all(&error.to_http1(&cors)).await;
+            return None;
+        }
+    };
+    let chunked = head.minor_version >= 1;
+    let mut response = format!("HTTP/1.{} 200 OK\r\n", head.minor_version);
+    for (name, value) in subscribe::response_headers(&opened.subscription) {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str(&cors);
+    response.push_str(if chunked {
+        "Transfer-Encoding: chunked\r\n\r\n"
+    } else {
+        "Connection: close\r\n\r\n"
+    });
+    if head.method == Method::Head {
+        let _ = stream.write_all(response.as_bytes()).await;
+        return None;
+    }
+    // A first comment flushes the headers through any proxy at once.
+    response.push_str(if chunked { "3\r\n:\n\n\r\n" } else { ":\n\n" });
+    if stream.write_all(response.as_bytes()).await.is_err() {
+        return None;
+    }
+    bytes_written().increment(response.len() as u64);
+    let info = opened.subscription.info();
+    tracing::info!(%peer, subscriber = %info.subscriber, topics = ?info.topics, last_event_id = opened.subscription.last_event_id(), "subscriber connected");
+    Some((opened.subscription, opened.expires_at, chunked))
+}
+
+/// The bytes-written counter, looked up once: `counter!` searches the
+/// registry on every call, and this runs on every write.
+fn bytes_written() -> &'static metrics::Counter {
+    static COUNTER: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    COUNTER.get_or_init(|| metrics::counter!("tidings_bytes_written_total"))
+}
+
+/// What woke an idle subscriber connection.
+enum Wake {
+    Frames,
+    End,
+    Readable,
+    SocketError,
+    Expired,
+}
+
+/// The life of a subscriber connection: wait for frames, write them. Its
+/// state is a few words (no inner futures while idle), because there are
+/// many of these and they live long. Returns why it ended and bytes written.
+pub(super) async fn stream_frames(
+    stream: &mut TcpStream,
+    subscription: &mut Subscription,
+    expires_at: Option<u64>,
+    chunked: bool,
+) -> (&'static str, u64) {
+    let mut expires = expires_at.map(|exp| Box::pin(tokio::time::sleep(until_unix(exp))));
+    let mut written = 0u64;
+    let mut frames = Vec::new();
+    loop {
+        let wake = std::future::poll_fn(|cx| {
+            if let Some(expiry) = &mut expires {
+                if expiry.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Expired);
+                }
+            }
+            match subscription.poll_frames(cx, &mut frames, MAX_FRAMES_PER_WRITE) {
+                Poll::Ready(0) => return Poll::Ready(Wake::End),
+                Poll::Ready(_) => return Poll::Ready(Wake::Frames),
+                Poll::Pending => {}
+            }
+            match stream.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Wake::Readable),
+                Poll::Ready(Err(_)) => Poll::Ready(Wake::SocketError),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match wake {
+            Wake::Frames => {
+                let result = match write_now(stream, &frames, chunked) {
+                    Ok(Written::All(total)) => Ok(total),
+                    Ok(Written::Partly { total, rest }) => {
+                        // The socket is full: wait for it, boxed so that idle
+                        // connections don't carry this state.
+                        let finishing = Box::pin(finish_write(stream, rest));
+                        finishing.await.map(|()| total)
+                    }
+                    Err(e) => Err(e),
+                };
+                frames = Vec::new();
+                match result {
+                    Ok(total) => {
+                        written += total as u64;
+                        bytes_written().increment(total as u64);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        return ("client stopped reading (write timeout)", written);
+                    }
+                    Err(_) => return ("write failed", written),
+                }
+            }
+            Wake::End => return ("the hub is shutting down", written),
+            Wake::Expired => return ("token expired", written),
+            Wake::SocketError => return ("socket error", written),
+            Wake::Readable => match stream.try_read(&mut [0u8; 64]) {
+                Ok(0) => return ("client closed the connection", written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return ("socket error", written),
+                Ok(_) => {} // Nothing more is expected from a subscriber; ignore it.
+            },
+        }
+    }
+}
+
+/// How long until a Unix time in seconds (zero if past).
+fn until_unix(exp: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Duration::from_secs(exp.saturating_sub(now))
+}
+
+/// Sleeps until a token's `exp`, or forever without one.
+pub(crate) async fn token_deadline(expires_at: Option<u64>) {
+    match expires_at {
+        Some(exp) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            tokio::time::sleep(Duration::from_secs(exp.saturating_sub(now))).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// What [`write_now`] managed.
+enum Written {
+    /// Everything: this many bytes.
+    All(usize),
+    /// The socket filled up: `rest` is still to be written, of `total`.
+    Partly { total: usize, rest: Vec<u8> },
+}
+
+/// Writes frames as one chunk (HTTP/1.1) or raw (HTTP/1.0), with vectored
+/// writes, as far as the socket takes them without waiting: the common case,
+/// which needs no future state at all.
+fn write_now(stream: &TcpStream, frames: &[Bytes], chunked: bool) -> io::Result<Written> {
+    let len: usize = frames.iter().map(Bytes::len).sum();
+    let chunk_head = if chunked {
+        format!("{len:x}\r\n")
+    } else {
+        String::new()
+    };
+    let chunk_tail: &[u8] = if chunked { b"\r\n" } else { b"" };
+    let mut slices = Vec::with_capacity(frames.len() + 2);
+    slices.push(IoSlice::new(chunk_head.as_bytes()));
+    slices.extend(frames.iter().map(|f| IoSlice::new(f)));
+    slices.push(IoSlice::new(chunk_tail));
+    let total = chunk_head.len() + len + chunk_tail.len();
+    let mut remaining = &mut slices[..];
+    IoSlice::advance_slices(&mut remaining, 0);
+    let mut done = 0;
+    while done < total {
+        match stream.try_write_vectored(remaining) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                done += n;
+                IoSlice::advance_slices(&mut remaining, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let rest = remaining.iter().flat_map(|s| s.iter().copied()).collect();
+                return Ok(Written::Partly { total, rest });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Written::All(total))
+}
+
+/// Writes what a full socket did not take, within [`WRITE_TIMEOUT`].
+async fn finish_write(stream: &mut TcpStream, rest: Vec<u8>) -> io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&rest)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+#[cfg(test)]
+#[cfg(test)]
+mod size_tests {
+    /// Every subscriber holds its connection task for its whole life: a
+    /// regression here multiplies by the number of subscribers. The budget
+    /// leaves room for compiler changes, not for a new inline future.
+    #[tokio::test]
+    async fn an_idle_subscriber_connection_stays_small() {
+        let config = crate::Config {
+            storage: crate::Storage::Memory,
+            jwt_key: Some("0123456789abcdef0123456789abcdef".into()),
+            ..crate::Config::default()
+        };
+        let server = crate::Server::new(config).unwrap();
+        let state = server.state.clone();
+        let router = crate::router::router(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let peer = stream.local_addr().unwrap();
+        let task = crate::conn::handle(
+            stream,
+            peer,
+            state.clone(),
+            router,
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let task_size = std::mem::size_of_val(&task);
+        assert!(
+            task_size <= 256,
+            "the connection task grew to {task_size} bytes"
+        );
+        drop(task);
+        let mut stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut subscription = state
+            .hub
+            .subscribe(tidings_hub::SubscribeRequest::new(["x"]))
+            .await
+            .unwrap();
+        let streaming = super::stream_frames(&mut stream, &mut subscription, None, true);
+        let streaming_size = std::mem::size_of_val(&streaming);
+        assert!(
+            streaming_size <= 192,
+            "stream_frames grew to {streaming_size} bytes"
+        );
+        let held = std::mem::size_of::<super::SubscriberConn>();
+        assert!(held <= 256, "SubscriberConn grew to {held} bytes");
+    }
+}
