@@ -27,7 +27,7 @@ pub struct MintClaims {
 ///
 /// # Errors
 ///
-/// An [`AuthConfigError`] with [`KeyUse::Sign`] if the key does not fit the algorithm or is not a private
+/// An [`AuthConfigError`] with [`KeyUse::Sign`](crate::KeyUse::Sign) if the key does not fit the algorithm or is not a private
 /// key, or [`AuthConfigError::Sign`] if signing itself fails.
 pub fn mint(
     key: &KeyMaterial,
