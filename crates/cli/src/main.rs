@@ -1,5 +1,9 @@
 //! `tidings`: the Server-Sent Events hub and its tools.
 
+// Doc comments here are clap's --help text: shell examples hold URLs that
+// must stay bare to be copied.
+#![allow(rustdoc::bare_urls)]
+
 mod bench;
 mod decode;
 mod publish;

@@ -48,7 +48,8 @@ use std::time::Duration;
 
 pub use auth::{
     Algorithm, AuthConfig, AuthConfigError, AuthError, Authorizer, Claims, DEFAULT_COOKIE_NAME,
-    KeyMaterial, LEEWAY_SECS, MintClaims, Role, Token, TokenSource, mint, token_from_request,
+    KeyMaterial, KeyUse, LEEWAY_SECS, MintClaims, Role, Token, TokenSource, mint,
+    token_from_request,
 };
 pub use config::{Config, LogFormat, Storage};
 pub use error::ApiError;
