@@ -338,3 +338,15 @@ fn token_claims_are_what_was_asked() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--payload"));
 }
+
+#[test]
+fn a_refused_subscription_shows_the_hubs_reason() {
+    let hub = Hub::start();
+    let output = run(tidings().args(["subscribe", &hub.url]));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("400 Bad Request: missing topic parameter"),
+        "{stderr}"
+    );
+}

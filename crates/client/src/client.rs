@@ -6,8 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Method;
 use http::header::{ACCEPT, CACHE_CONTROL, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
 use tidings_codec::DecoderConfig;
 use url::Url;
 
@@ -261,7 +261,44 @@ pub(crate) struct Config {
 
 /// The future of one connection attempt: the response headers, or why not.
 pub(crate) type Connecting =
-    std::pin::Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Response>> + Send>>;
+    std::pin::Pin<Box<dyn Future<Output = reqwest::Result<Answer>> + Send>>;
+
+/// What a server answered to one attempt.
+pub(crate) enum Answer {
+    /// 200, 204 or a redirect the client could not follow: for `open` to judge.
+    Response(reqwest::Response),
+    /// Any other status, with the start of the body: servers put the reason
+    /// there ("missing topic parameter…"), and a person needs it.
+    Refused {
+        status: StatusCode,
+        url: Url,
+        message: Option<String>,
+    },
+}
+
+/// Most of a refusal's body kept for the error message.
+const MESSAGE_LIMIT: usize = 1024;
+
+/// The start of a refused response's body, as text, if it comes quickly.
+async fn refusal_message(mut response: reqwest::Response) -> Option<String> {
+    let read = async {
+        let mut body = Vec::new();
+        while body.len() < MESSAGE_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(MESSAGE_LIMIT);
+        body
+    };
+    let body = tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
 
 impl Config {
     /// Starts one connection attempt, resuming after `last_event_id`.
@@ -285,6 +322,23 @@ impl Config {
         if let Some(body) = &self.body {
             request = request.body(body.clone()); // a cheap reference-counted clone
         }
-        Box::pin(request.send())
+        let sending = request.send();
+        Box::pin(async move {
+            let response = sending.await?;
+            let status = response.status();
+            if status == StatusCode::OK
+                || status == StatusCode::NO_CONTENT
+                || status.is_redirection()
+            {
+                return Ok(Answer::Response(response));
+            }
+            let url = response.url().clone();
+            let message = refusal_message(response).await;
+            Ok(Answer::Refused {
+                status,
+                url,
+                message,
+            })
+        })
     }
 }

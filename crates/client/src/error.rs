@@ -55,12 +55,17 @@ pub enum Error {
 
     /// Fatal: the server answered with a status other than 200 (or 204, which
     /// ends the stream without an error).
-    #[error("{url} answered {status}; an event stream needs 200 OK")]
+    #[error(
+        "{url} answered {status}{}; an event stream needs 200 OK",
+        message.as_deref().map_or_else(String::new, |m| format!(": {m}"))
+    )]
     Status {
         /// The status received.
         status: StatusCode,
         /// The URL that answered (after redirects).
         url: Url,
+        /// The start of the response body (up to 1 KiB), where servers say why.
+        message: Option<String>,
     },
 
     /// Fatal: the server answered 200 with a content type other than

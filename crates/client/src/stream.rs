@@ -21,7 +21,7 @@ use tokio::time::{Instant, Sleep, sleep};
 use url::Url;
 
 use crate::backoff::Backoff;
-use crate::client::{Config, Connecting, EventSourceBuilder, is_redirect_limit};
+use crate::client::{Answer, Config, Connecting, EventSourceBuilder, is_redirect_limit};
 use crate::error::{Error, Result};
 
 /// A stream that stayed open this long was healthy even if it delivered no
@@ -119,7 +119,7 @@ enum State {
 /// What happened on the wire, for the state machine to act on.
 enum Wake {
     TimeToConnect,
-    Response(reqwest::Result<reqwest::Response>),
+    Response(reqwest::Result<Answer>),
     Data(Bytes),
     Lost(Error),
 }
@@ -209,7 +209,13 @@ impl EventSource {
                 };
                 return Err(Error::InvalidRedirect { detail });
             }
-            _ => return Err(Error::Status { status, url }),
+            _ => {
+                return Err(Error::Status {
+                    status,
+                    url,
+                    message: None,
+                });
+            }
         }
         let content_type = response.headers().get(CONTENT_TYPE);
         if !content_type.is_some_and(is_event_stream) {
@@ -313,7 +319,16 @@ impl Stream for EventSource {
                     this.connect();
                     Ok(())
                 }
-                Wake::Response(Ok(response)) => this.open(response),
+                Wake::Response(Ok(Answer::Response(response))) => this.open(response),
+                Wake::Response(Ok(Answer::Refused {
+                    status,
+                    url,
+                    message,
+                })) => Err(Error::Status {
+                    status,
+                    url,
+                    message,
+                }),
                 Wake::Response(Err(error)) => this.connect_failed(error),
                 Wake::Data(chunk) => {
                     this.feed(&chunk);

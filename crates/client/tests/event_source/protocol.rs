@@ -145,11 +145,17 @@ async fn a_status_other_than_200_fails_at_once_without_retry() {
         match fatal {
             Some(error @ Error::Status { .. }) => {
                 assert!(error.is_fatal() && !error.is_retryable());
-                let Error::Status { status, url } = error else {
+                let Error::Status {
+                    status,
+                    url,
+                    message,
+                } = error
+                else {
                     unreachable!()
                 };
                 assert_eq!(status.as_u16(), code);
                 assert_eq!(url.path(), "/events");
+                assert_eq!(message, None, "an empty body says nothing");
             }
             other => panic!("{line}: expected a status error, got {other:?}"),
         }
@@ -256,4 +262,28 @@ fn bad_settings_are_reported_by_build() {
         .build()
         .unwrap_err();
     assert!(matches!(value, Error::InvalidHeader { .. }));
+}
+
+#[tokio::test]
+async fn a_refusal_carries_the_servers_reason() {
+    let server = Server::start(|_, _| {
+        vec![send(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 24\r\nConnection: close\r\n\r\nmissing topic parameter\n",
+        )]
+    })
+    .await;
+    let mut events = quick(server.url("/events"));
+    let (_, fatal) = run_to_end(&mut events).await;
+    let error = fatal.expect("a fatal error");
+    assert!(
+        matches!(&error, Error::Status { message: Some(m), .. } if m == "missing topic parameter"),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("400 Bad Request: missing topic parameter"),
+        "{error}"
+    );
+    assert_eq!(server.connections(), 1);
 }
