@@ -25,7 +25,12 @@ pub(crate) fn router(state: SharedState) -> Router {
                 .post(crate::publish::publish)
                 .fallback(method_not_allowed),
         )
-        .route("/events", get(subscribe_route).fallback(method_not_allowed))
+        .route(
+            "/events",
+            get(subscribe_route)
+                .head(probe_route)
+                .fallback(method_not_allowed),
+        )
         .route("/.well-known/mercure/subscriptions", get(subscriptions))
         .route(
             "/.well-known/mercure/subscriptions/{topic}",
@@ -114,6 +119,21 @@ async fn demo_token(State(state): State<SharedState>) -> Result<Response, ApiErr
         axum::Json(json!({ "token": token, "expiresIn": DEMO_TOKEN_TTL.as_secs() })),
     )
         .into_response())
+}
+
+/// `HEAD`: the stream's headers after the same checks, no subscription.
+async fn probe_route(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut builder = Response::builder().status(StatusCode::OK);
+    for (name, value) in subscribe::probe(&state, &headers, query.as_deref())? {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Body::empty())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn readyz(State(state): State<SharedState>) -> Response {

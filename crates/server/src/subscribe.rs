@@ -62,14 +62,7 @@ pub(crate) async fn open(
     query: Option<&str>,
 ) -> Result<Opened, ApiError> {
     let (topics, query_last_event_id) = parse_query(query, state.config.max_topics)?;
-    // The header wins: a browser's EventSource reconnects to the same URL
-    // (with its original lastEventID) but sends the newest id in the header.
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .or(query_last_event_id.filter(|v| !v.is_empty()));
+    let last_event_id = requested_last_event_id(headers, query_last_event_id);
     let claims = subscriber_claims(state, headers, query)?;
     let mut request = SubscribeRequest::new(topics);
     request.last_event_id = last_event_id;
@@ -84,6 +77,33 @@ pub(crate) async fn open(
         subscription,
         expires_at,
     })
+}
+
+/// What a `HEAD` answers: the same checks and the headers a `GET` would get,
+/// without registering a subscription, so that a probe neither costs a
+/// subscription nor announces one to presence watchers. `Last-Event-ID` is
+/// the requested id, else the newest update's.
+pub(crate) fn probe(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Vec<(&'static str, String)>, ApiError> {
+    let (_, query_last_event_id) = parse_query(query, state.config.max_topics)?;
+    subscriber_claims(state, headers, query)?;
+    let last_event_id = requested_last_event_id(headers, query_last_event_id)
+        .unwrap_or_else(|| state.hub.last_event_id());
+    Ok(stream_headers(&last_event_id, false))
+}
+
+/// The header wins: a browser's EventSource reconnects to the same URL
+/// (with its original lastEventID) but sends the newest id in the header.
+fn requested_last_event_id(headers: &HeaderMap, from_query: Option<String>) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .or(from_query.filter(|v| !v.is_empty()))
 }
 
 /// The subscriber's claims: `None` for an allowed anonymous subscriber.
@@ -112,6 +132,10 @@ pub(crate) fn subscriber_claims(
 
 /// The headers of a subscription's response, besides CORS.
 pub(crate) fn response_headers(subscription: &Subscription) -> Vec<(&'static str, String)> {
+    stream_headers(subscription.last_event_id(), subscription.missed_history())
+}
+
+fn stream_headers(last_event_id: &str, missed_history: bool) -> Vec<(&'static str, String)> {
     let mut headers = vec![
         (
             header::CONTENT_TYPE.as_str(),
@@ -122,12 +146,9 @@ pub(crate) fn response_headers(subscription: &Subscription) -> Vec<(&'static str
             "private, no-cache, no-store, must-revalidate, max-age=0".to_owned(),
         ),
         ("x-accel-buffering", "no".to_owned()),
-        (
-            "last-event-id",
-            sanitize_header(subscription.last_event_id()),
-        ),
+        ("last-event-id", sanitize_header(last_event_id)),
     ];
-    if subscription.missed_history() {
+    if missed_history {
         headers.push((HISTORY_GAP_HEADER, "true".to_owned()));
     }
     headers

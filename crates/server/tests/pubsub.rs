@@ -793,3 +793,62 @@ async fn a_wildcard_cors_origin_echoes_the_origin_with_credentials() {
     }
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn regression_head_probes_neither_subscribe_nor_announce() {
+    let hub = TestHub::start(tidings_server::Config {
+        subscriptions: true,
+        anonymous: Some(false),
+        ..common::config()
+    })
+    .await;
+    let token = common::token(None, Some(&["*"]));
+    let auth = format!("Bearer {token}");
+    // A presence watcher: it would see a join and a leave for any real
+    // subscription.
+    let mut watcher = hub.subscribe("topic=*", &[("authorization", &auth)]).await;
+    let joined_self = watcher.event().await;
+    assert!(
+        joined_self.data.contains("\"active\":true"),
+        "{joined_self:?}"
+    );
+
+    let raw = format!(
+        "HEAD /.well-known/mercure?topic=c HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"
+    );
+    let mut lean = common::raw(hub.addr, raw.as_bytes()).await;
+    assert_eq!(read_head(&mut lean).await.status, 200);
+    let mut conn = hub.connect().await;
+    assert_eq!(conn.get("/healthz", &[]).await.status, StatusCode::OK);
+    let routed = conn
+        .request(
+            "HEAD",
+            "/events?topic=c",
+            &[("authorization", &auth)],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(routed.status, StatusCode::OK);
+    assert_eq!(
+        routed.header("last-event-id").map(|v| v.is_empty()),
+        Some(false)
+    );
+    // The same checks as a GET: no token, no stream.
+    let refused = conn
+        .request("HEAD", "/events?topic=c", &[], bytes::Bytes::new())
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(
+        hub.hub.subscriptions().len(),
+        1,
+        "only the watcher is subscribed"
+    );
+    let control = hub.publish(&[("topic", "c"), ("data", "control")]).await;
+    assert_eq!(
+        watcher.event().await.id,
+        control,
+        "no presence update came before the control"
+    );
+    hub.stop().await;
+}

@@ -69,17 +69,29 @@ pub(super) async fn start_subscription(
 ) -> Option<(Subscription, Option<u64>, bool)> {
     let origin = head.headers.get("origin").and_then(|v| v.to_str().ok());
     let cors = crate::cors::header_lines(&state.config.cors_origins, origin);
-    let opened = match subscribe::open(state, &head.headers, head.query.as_deref()).await {
-        Ok(opened) => opened,
+    let chunked = head.minor_version >= 1;
+    let answer = if head.method == Method::Head {
+        subscribe::probe(state, &head.headers, head.query.as_deref()).map(|headers| (headers, None))
+    } else {
+        subscribe::open(state, &head.headers, head.query.as_deref())
+            .await
+            .map(|opened| {
+                (
+                    subscribe::response_headers(&opened.subscription),
+                    Some(opened),
+                )
+            })
+    };
+    let (headers, opened) = match answer {
+        Ok(answer) => answer,
         Err(error) => {
             tracing::info!(%peer, status = error.status.as_u16(), reason = %error.message, "subscription refused");
             let _ = stream.write_all(&error.to_http1(&cors)).await;
             return None;
         }
     };
-    let chunked = head.minor_version >= 1;
     let mut response = format!("HTTP/1.{} 200 OK\r\n", head.minor_version);
-    for (name, value) in subscribe::response_headers(&opened.subscription) {
+    for (name, value) in headers {
         response.push_str(&format!("{name}: {value}\r\n"));
     }
     response.push_str(&cors);
@@ -88,10 +100,11 @@ pub(super) async fn start_subscription(
     } else {
         "Connection: close\r\n\r\n"
     });
-    if head.method == Method::Head {
+    let Some(opened) = opened else {
+        // HEAD: the headers only.
         let _ = stream.write_all(response.as_bytes()).await;
         return None;
-    }
+    };
     // A first comment flushes the headers through any proxy at once.
     response.push_str(if chunked { "3\r\n:\n\n\r\n" } else { ":\n\n" });
     if stream.write_all(response.as_bytes()).await.is_err() {
