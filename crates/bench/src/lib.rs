@@ -237,8 +237,11 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
     let mut connecting = Vec::with_capacity(config.subscribers);
-    for _ in 0..config.subscribers {
-        let (target, gate) = (config.subscribe.clone(), gate.clone());
+    for n in 0..config.subscribers {
+        let mut target = config.subscribe.clone();
+        // `{n}` in the URL becomes the subscriber's number: one topic each.
+        target.path_and_query = target.path_and_query.replace("%7Bn%7D", &n.to_string()).replace("{n}", &n.to_string());
+        let gate = gate.clone();
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire().await;
             subscriber::connect(&target).await

@@ -15,7 +15,8 @@ use tidings_bench::{BenchConfig, Publish, PublishFormat};
 ///     --publish-url http://127.0.0.1:3000/.well-known/mercure --topic bench --token $TOKEN
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The subscription URL (http://…, the full query included).
+    /// The subscription URL (http://…, the full query included); `{n}` in it
+    /// becomes each subscriber's number, e.g. `?topic=user/{n}` for a topic each.
     url: String,
     /// Subscribers to open.
     #[arg(long, short = 'n', default_value_t = 100)]

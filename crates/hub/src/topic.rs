@@ -11,13 +11,60 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::store::Entry;
 use crate::subscription::Subscriber;
 
-type Members = HashMap<u64, Arc<Subscriber>>;
+/// The subscribers of one topic or pattern. Most topics have one subscriber
+/// (a topic per user, per document), so one is kept inline rather than in a
+/// hash table of its own: that table would cost more than the subscription.
+#[derive(Debug)]
+enum Members {
+    One(u64, Arc<Subscriber>),
+    Many(HashMap<u64, Arc<Subscriber>>),
+}
+
+impl Members {
+    fn insert(&mut self, key: u64, subscriber: Arc<Subscriber>) {
+        match self {
+            Members::One(one, _) if *one == key => *self = Members::One(key, subscriber),
+            Members::One(..) => {
+                let Members::One(one, first) =
+                    std::mem::replace(self, Members::Many(HashMap::new()))
+                else {
+                    unreachable!("matched One above");
+                };
+                if let Members::Many(map) = self {
+                    map.insert(one, first);
+                    map.insert(key, subscriber);
+                }
+            }
+            Members::Many(map) => {
+                map.insert(key, subscriber);
+            }
+        }
+    }
+
+    /// Removes `key`; true when no member is left.
+    fn remove(&mut self, key: u64) -> bool {
+        match self {
+            Members::One(one, _) => *one == key,
+            Members::Many(map) => {
+                map.remove(&key);
+                map.is_empty()
+            }
+        }
+    }
+
+    fn for_each(&self, mut f: impl FnMut(&Arc<Subscriber>)) {
+        match self {
+            Members::One(_, subscriber) => f(subscriber),
+            Members::Many(map) => map.values().for_each(f),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct TopicIndex {
     exact: HashMap<Box<str>, Members>,
     patterns: HashMap<Box<str>, (crate::Selector, Members)>,
-    all: Members,
+    all: HashMap<u64, Arc<Subscriber>>,
     /// The last update fanned out: where a new live subscription starts.
     /// The fan-out moves it while holding the index's read lock, and
     /// registration reads it under the write lock, so a new subscription sees
@@ -34,16 +81,23 @@ pub(crate) struct Head {
 impl TopicIndex {
     pub(crate) fn insert(&mut self, subscriber: &Arc<Subscriber>) {
         for selector in subscriber.selectors.iter() {
+            let key = selector.as_str();
             let members = if selector.is_exact() {
-                self.exact.entry(selector.as_str().into()).or_default()
+                self.exact.get_mut(key)
             } else {
-                &mut self
-                    .patterns
-                    .entry(selector.as_str().into())
-                    .or_insert_with(|| (selector.clone(), Members::new()))
-                    .1
+                self.patterns.get_mut(key).map(|(_, members)| members)
             };
-            members.insert(subscriber.key, subscriber.clone());
+            match members {
+                Some(members) => members.insert(subscriber.key, subscriber.clone()),
+                None => {
+                    let one = Members::One(subscriber.key, subscriber.clone());
+                    if selector.is_exact() {
+                        self.exact.insert(key.into(), one);
+                    } else {
+                        self.patterns.insert(key.into(), (selector.clone(), one));
+                    }
+                }
+            }
         }
         self.all.insert(subscriber.key, subscriber.clone());
     }
@@ -52,17 +106,19 @@ impl TopicIndex {
         for selector in subscriber.selectors.iter() {
             let key = selector.as_str();
             if selector.is_exact() {
-                if let Some(members) = self.exact.get_mut(key) {
-                    members.remove(&subscriber.key);
-                    if members.is_empty() {
-                        self.exact.remove(key);
-                    }
+                if self
+                    .exact
+                    .get_mut(key)
+                    .is_some_and(|m| m.remove(subscriber.key))
+                {
+                    self.exact.remove(key);
                 }
-            } else if let Some((_, members)) = self.patterns.get_mut(key) {
-                members.remove(&subscriber.key);
-                if members.is_empty() {
-                    self.patterns.remove(key);
-                }
+            } else if self
+                .patterns
+                .get_mut(key)
+                .is_some_and(|(_, m)| m.remove(subscriber.key))
+            {
+                self.patterns.remove(key);
             }
         }
         self.all.remove(&subscriber.key);
@@ -73,12 +129,12 @@ impl TopicIndex {
     pub(crate) fn for_each_candidate(&self, entry: &Entry, mut f: impl FnMut(&Arc<Subscriber>)) {
         for topic in entry.topics.iter() {
             if let Some(members) = self.exact.get(&**topic) {
-                members.values().for_each(&mut f);
+                members.for_each(&mut f);
             }
         }
         for (selector, members) in self.patterns.values() {
             if entry.topics.iter().any(|topic| selector.matches(topic)) {
-                members.values().for_each(&mut f);
+                members.for_each(&mut f);
             }
         }
     }
