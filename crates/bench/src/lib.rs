@@ -240,7 +240,10 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     for n in 0..config.subscribers {
         let mut target = config.subscribe.clone();
         // `{n}` in the URL becomes the subscriber's number: one topic each.
-        target.path_and_query = target.path_and_query.replace("%7Bn%7D", &n.to_string()).replace("{n}", &n.to_string());
+        target.path_and_query = target
+            .path_and_query
+            .replace("%7Bn%7D", &n.to_string())
+            .replace("{n}", &n.to_string());
         let gate = gate.clone();
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire().await;

@@ -269,7 +269,7 @@ impl Hub {
             (cursor, last_event_id, missed, cursor < head.position)
         };
         if shared.config.presence {
-            shared.announce(&subscriber.info, true).await;
+            shared.announce(&subscriber.info(), true).await;
         }
         Ok(Subscription {
             shared: shared.clone(),
@@ -290,7 +290,7 @@ impl Hub {
             .shared
             .index()
             .subscribers()
-            .map(|s| s.info.clone())
+            .map(|s| s.info())
             .collect()
     }
 
@@ -436,7 +436,7 @@ impl Shared {
         metrics::gauge!("tidings_subscribers").set(remaining as f64);
         if self.config.presence {
             // Drop cannot wait: queue the announcement if there is room.
-            for update in presence_updates(&subscriber.info, false) {
+            for update in presence_updates(&subscriber.info(), false) {
                 if let Ok(entry) = update.into_entry(now_ms()) {
                     let tx = self
                         .publish_tx
@@ -452,7 +452,7 @@ impl Shared {
                         .is_ok()
                     });
                     if !sent {
-                        tracing::warn!(subscriber = %subscriber.info.subscriber, "publish queue full; unsubscribe not announced");
+                        tracing::warn!(subscriber = %subscriber.subscriber, "publish queue full; unsubscribe not announced");
                     }
                 }
             }

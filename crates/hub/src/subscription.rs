@@ -55,7 +55,11 @@ pub(crate) struct Subscriber {
     /// Selectors of the subscriber's authorization, for private updates;
     /// `None` for anonymous subscribers, who only get public updates.
     pub(crate) authorized: Option<Box<[Selector]>>,
-    pub(crate) info: SubscriptionInfo,
+    /// Who subscribed: the id presence shows, when, and the token's payload.
+    /// The topics are the selectors' own text, not stored twice.
+    pub(crate) subscriber: Box<str>,
+    connected_at_ms: u64,
+    payload: Option<serde_json::Value>,
     /// Last position offered, to skip an update that several selectors match.
     /// Only the fan-out (one thread) touches it.
     last_offered: AtomicU64,
@@ -94,9 +98,25 @@ impl Subscriber {
             key,
             selectors,
             authorized,
-            info,
+            subscriber: info.subscriber.into_boxed_str(),
+            connected_at_ms: info.connected_at_ms,
+            payload: info.payload,
             last_offered: AtomicU64::new(0),
             queue: Mutex::default(),
+        }
+    }
+
+    /// The subscription as presence shows it.
+    pub(crate) fn info(&self) -> SubscriptionInfo {
+        SubscriptionInfo {
+            subscriber: self.subscriber.to_string(),
+            topics: self
+                .selectors
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            connected_at_ms: self.connected_at_ms,
+            payload: self.payload.clone(),
         }
     }
 
@@ -247,8 +267,13 @@ impl Subscription {
     }
 
     /// Who this subscription is, for presence.
-    pub fn info(&self) -> &SubscriptionInfo {
-        &self.subscriber.info
+    pub fn info(&self) -> SubscriptionInfo {
+        self.subscriber.info()
+    }
+
+    /// The subscriber's id (`urn:uuid:…` unless the request chose one).
+    pub fn subscriber_id(&self) -> &str {
+        &self.subscriber.subscriber
     }
 
     /// Updates queued for this subscription and not yet taken: at most the
@@ -326,7 +351,7 @@ impl Stream for Subscription {
                 {
                     Ok(entries) => this.accept_page(entries),
                     Err(error) => {
-                        tracing::error!(%error, subscriber = %this.subscriber.info.subscriber, "cannot read history; ending the subscription so the client resumes");
+                        tracing::error!(%error, subscriber = %this.subscriber.subscriber, "cannot read history; ending the subscription so the client resumes");
                         this.ended = true;
                     }
                 }

@@ -54,7 +54,7 @@ impl SubscriberConn {
             let _ = self.stream.shutdown().await;
         });
         closing.await;
-        let subscriber = &self.subscription.info().subscriber;
+        let subscriber = self.subscription.subscriber_id();
         tracing::info!(peer = %self.peer, %subscriber, reason, bytes = written, seconds = self.started.elapsed().as_secs(), "subscriber disconnected");
     }
 }
