@@ -5,6 +5,9 @@
 //! for a line end once, and only the unfinished tail of a chunk is copied (into a
 //! line buffer that is bounded by [`DecoderConfig::max_line_len`]). The lines
 //! that lie wholly in one chunk are checked to be UTF-8 together, in one call.
+//! The value of a `data` line that spans chunks skips the line buffer: it is
+//! decoded piece by piece straight into the event's data, so a long line is
+//! copied once.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -14,6 +17,7 @@ use std::time::Duration;
 use memchr::{memchr, memchr2, memrchr2};
 
 use crate::error::DecodeError;
+use crate::utf8::{LossyPieces, lossy, utf8};
 
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 
@@ -89,6 +93,35 @@ pub enum Finish {
     DiscardedIncompleteEvent,
 }
 
+/// How a `data` line starts; its value follows (after one optional space).
+const DATA: &[u8] = b"data:";
+
+/// An unfinished `data` line shorter than this stays in the line buffer: the
+/// copy saved on a short line is less than what decoding in pieces costs
+/// (when a stream comes a few bytes at a time, say), and a long line moves out
+/// having been copied once more only this far.
+const DATA_LINE_MIN: usize = 256;
+
+/// A `data` line that spans chunks, its value decoded into the event's data
+/// as it arrives.
+#[derive(Debug, Clone)]
+struct DataLine {
+    /// Bytes of the line so far, `data:` included, as `max_line_len` counts.
+    line_len: usize,
+    /// Where the value starts in the line: after `data:` and one space.
+    value_start: usize,
+    /// The event's data before this line, which `max_event_len` counts.
+    data_len_before: usize,
+    utf8: LossyPieces,
+}
+
+impl DataLine {
+    fn push(&mut self, data: &mut String, bytes: &[u8]) {
+        self.line_len += bytes.len();
+        self.utf8.push(data, bytes);
+    }
+}
+
 /// Where the decoder is with the optional byte-order mark at the stream start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bom {
@@ -123,6 +156,9 @@ pub struct Decoder {
     after_cr: bool,
     /// Skipping the rest of a line that broke `max_line_len`.
     skipping_line: bool,
+    /// The unfinished line is a `data` line whose value is being decoded
+    /// straight into `data` (then `line` is empty).
+    data_line: Option<DataLine>,
     /// The current event broke a limit: drop it at its blank line.
     dropping_event: bool,
     /// A field line was seen since the last blank line.
@@ -154,6 +190,7 @@ impl Decoder {
             line: Vec::new(),
             after_cr: false,
             skipping_line: false,
+            data_line: None,
             dropping_event: false,
             in_event: false,
             data: String::new(),
@@ -202,11 +239,13 @@ impl Decoder {
         let incomplete = self.in_event
             || !self.line.is_empty()
             || self.skipping_line
+            || self.data_line.is_some()
             || matches!(self.bom, Bom::Pending(n) if n > 0);
         self.bom = Bom::Pending(0);
         self.line = Vec::new();
         self.after_cr = false;
         self.skipping_line = false;
+        self.data_line = None;
         self.dropping_event = false;
         self.in_event = false;
         self.data = String::new();
@@ -250,7 +289,7 @@ impl Decoder {
         }
         let mut pos = usize::from(mem::take(&mut self.after_cr) && input[0] == b'\n');
         // The lines that lie wholly in `input`, checked to be UTF-8 by one call
-        // when the first of them is processed: `str::from_utf8` over a chunk is
+        // when the first of them is processed: one check over a chunk is
         // far cheaper than over each value, and it spares every value its own
         // check. `None` inside: not UTF-8, so each value gets `lossy`.
         let mut text: Option<Option<(usize, &str)>> = None;
@@ -275,6 +314,8 @@ impl Decoder {
             };
             if self.skipping_line {
                 self.skipping_line = false;
+            } else if let Some(data_line) = self.data_line.take() {
+                self.end_data_line(data_line, content);
             } else if self.line.is_empty() {
                 if content.len() > self.config.max_line_len {
                     self.line_too_long();
@@ -284,9 +325,7 @@ impl Decoder {
                     let text = *text.get_or_insert_with(|| {
                         let last = memrchr2(b'\r', b'\n', &input[end..]).map_or(end, |i| end + i);
                         lines_end = last + 1;
-                        std::str::from_utf8(&input[pos..=last])
-                            .ok()
-                            .map(|text| (pos, text))
+                        utf8(&input[pos..=last]).map(|text| (pos, text))
                     });
                     // Line ends are ASCII, so `pos` and `end` are char boundaries.
                     let content_text = text.map(|(start, text)| &text[pos - start..end - start]);
@@ -308,13 +347,64 @@ impl Decoder {
         if input.is_empty() || self.skipping_line {
             return;
         }
-        if self.line.len() + input.len() > self.config.max_line_len {
+        let line_len = match &self.data_line {
+            Some(data_line) => data_line.line_len,
+            None => self.line.len(),
+        };
+        if line_len + input.len() > self.config.max_line_len {
             self.line = Vec::new();
+            self.data_line = None;
             self.line_too_long();
             self.skipping_line = true;
+        } else if let Some(data_line) = &mut self.data_line {
+            data_line.push(&mut self.data, input);
         } else {
             self.line.extend_from_slice(input);
+            self.start_data_line();
         }
+    }
+
+    /// Once the unfinished line is a long enough `data` line, moves its value
+    /// into `data`, where the rest of the line will go as it comes.
+    fn start_data_line(&mut self) {
+        let line = &self.line;
+        if self.dropping_event || line.len() < DATA_LINE_MIN || !line.starts_with(DATA) {
+            return;
+        }
+        let start = value_start(line, DATA.len());
+        let mut data_line = DataLine {
+            line_len: line.len(),
+            value_start: start,
+            data_len_before: self.data.len(),
+            utf8: LossyPieces::default(),
+        };
+        data_line.utf8.push(&mut self.data, &line[start..]);
+        self.data_line = Some(data_line);
+        self.line.clear();
+    }
+
+    /// Ends a `data` line whose last part is `content`, as `process_line`
+    /// would have ended the whole line: the same limits, checked at the
+    /// same point, give the same errors.
+    fn end_data_line(&mut self, mut data_line: DataLine, content: &[u8]) {
+        data_line.line_len += content.len();
+        if data_line.line_len > self.config.max_line_len {
+            self.line_too_long();
+            return;
+        }
+        self.in_event = true;
+        // The value's length in bytes as received, which is what the check in
+        // `process_line` counts: `line_len` less `data:` and the space.
+        let value_len = data_line.line_len - data_line.value_start;
+        if data_line.data_len_before + value_len + 1 > self.config.max_event_len {
+            self.drop_event(DecodeError::EventTooLarge {
+                limit: self.config.max_event_len,
+            });
+            return;
+        }
+        data_line.utf8.push(&mut self.data, content);
+        data_line.utf8.finish(&mut self.data);
+        self.data.push('\n');
     }
 
     fn line_too_long(&mut self) {
@@ -467,16 +557,4 @@ fn find_colon(line: &[u8]) -> Option<usize> {
 /// leading space is not part of it.
 fn value_start(line: &[u8], after_colon: usize) -> usize {
     after_colon + usize::from(line.get(after_colon) == Some(&b' '))
-}
-
-/// `bytes` as text, invalid UTF-8 replaced by U+FFFD.
-///
-/// `String::from_utf8_lossy` walks its input in `Utf8Chunks`, which is several
-/// times slower than `str::from_utf8`'s validator (about 15× on ASCII), so the
-/// common valid case is checked with the latter first; same result either way.
-fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
 }

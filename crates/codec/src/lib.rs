@@ -48,6 +48,7 @@ mod decode;
 mod encode;
 mod error;
 mod event;
+mod utf8;
 
 pub use decode::{Decoder, DecoderConfig, Finish, Item, Items, MessageEvent};
 pub use encode::{KEEP_ALIVE, encode_comment};
