@@ -67,14 +67,17 @@ fn commit(shared: &Shared, batch: &mut Vec<Pending>, next_position: &mut u64) {
     if entries.is_empty() {
         return;
     }
-    if let Err(error) = shared.store.append(&entries) {
-        tracing::error!(%error, updates = entries.len(), "cannot store updates; they are refused");
-        *next_position -= entries.len() as u64;
-        for ack in acks.into_iter().flatten() {
-            let _ = ack.send(Err(Error::Store(StoreError::Io(error.to_string()))));
+    let stats = match shared.store.append(&entries) {
+        Ok(stats) => stats,
+        Err(error) => {
+            tracing::error!(%error, updates = entries.len(), "cannot store updates; they are refused");
+            *next_position -= entries.len() as u64;
+            for ack in acks.into_iter().flatten() {
+                let _ = ack.send(Err(Error::Store(StoreError::Io(error.to_string()))));
+            }
+            return;
         }
-        return;
-    }
+    };
     {
         let mut recent = shared.recent.write().unwrap_or_else(|e| e.into_inner());
         recent.extend(entries.iter().cloned());
@@ -112,10 +115,8 @@ fn commit(shared: &Shared, batch: &mut Vec<Pending>, next_position: &mut u64) {
             let _ = ack.send(Ok(EventId(entry.id.clone())));
         }
     }
-    if let Ok(stats) = shared.store.stats() {
-        metrics::gauge!("tidings_history_updates").set(stats.count as f64);
-        metrics::gauge!("tidings_history_bytes").set(stats.bytes as f64);
-    }
+    metrics::gauge!("tidings_history_updates").set(stats.count as f64);
+    metrics::gauge!("tidings_history_bytes").set(stats.bytes as f64);
 }
 
 /// One task for all keep-alives (no timer per subscriber), and the eviction of

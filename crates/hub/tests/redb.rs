@@ -118,3 +118,42 @@ async fn a_second_hub_on_the_same_data_dir_is_refused() {
     let error = RedbStore::open(dir.path(), Retention::default()).unwrap_err();
     assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
 }
+
+#[test]
+fn append_reports_what_stats_reports() {
+    use std::sync::Arc;
+    use tidings_hub::{Entry, MemoryStore};
+    let retention = Retention {
+        max_count: Some(3),
+        max_age: None,
+        max_bytes: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stores: Vec<Box<dyn Store>> = vec![
+        Box::new(MemoryStore::new(retention)),
+        Box::new(RedbStore::open(dir.path(), retention).unwrap()),
+    ];
+    for store in stores {
+        for batch in [1u64..=2, 3..=5] {
+            let entries: Vec<Arc<Entry>> = batch
+                .map(|position| {
+                    Arc::new(Entry {
+                        position,
+                        id: position.to_string().into(),
+                        topics: vec!["t".into()].into_boxed_slice(),
+                        private: false,
+                        published_at_ms: 1,
+                        frame: bytes::Bytes::from_static(b"data: x\n\n"),
+                    })
+                })
+                .collect();
+            let appended = store.append(&entries).unwrap();
+            assert_eq!(appended, store.stats().unwrap(), "{store:?}");
+        }
+        let stats = store.stats().unwrap();
+        assert_eq!(
+            (stats.count, stats.first_position, stats.last_position),
+            (3, Some(3), 5)
+        );
+    }
+}

@@ -43,6 +43,15 @@ impl MemoryStore {
 }
 
 impl Ring {
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            count: self.entries.len() as u64,
+            bytes: self.bytes,
+            first_position: self.entries.front().map(|e| e.position),
+            last_position: self.last_position,
+        }
+    }
+
     fn evict(&mut self, retention: &Retention, now_ms: u64) {
         while let Some(oldest) = self.entries.front() {
             if !retention.must_evict(
@@ -61,7 +70,7 @@ impl Ring {
 }
 
 impl Store for MemoryStore {
-    fn append(&self, entries: &[Arc<Entry>]) -> Result<(), StoreError> {
+    fn append(&self, entries: &[Arc<Entry>]) -> Result<StoreStats, StoreError> {
         let mut ring = self.ring_mut();
         let mut now_ms = 0;
         for entry in entries {
@@ -72,7 +81,7 @@ impl Store for MemoryStore {
             now_ms = entry.published_at_ms;
         }
         ring.evict(&self.retention, now_ms);
-        Ok(())
+        Ok(ring.stats())
     }
 
     fn read_after(&self, after: u64, max: usize) -> Result<Vec<Arc<Entry>>, StoreError> {
@@ -90,13 +99,7 @@ impl Store for MemoryStore {
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
-        let ring = self.ring();
-        Ok(StoreStats {
-            count: ring.entries.len() as u64,
-            bytes: ring.bytes,
-            first_position: ring.entries.front().map(|e| e.position),
-            last_position: ring.last_position,
-        })
+        Ok(self.ring().stats())
     }
 
     fn evict_expired(&self, now_ms: u64) -> Result<(), StoreError> {

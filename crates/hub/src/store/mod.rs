@@ -92,9 +92,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// holes, then evicts by retention. When it returns `Ok`, the entries
     /// survive a restart (for durable stores).
     ///
+    /// Returns what the store holds afterwards, which the append has just
+    /// worked out anyway (the hub's gauges need it after every batch).
+    ///
     /// # Errors
     /// If the entries could not be stored; none of them is then kept.
-    fn append(&self, entries: &[Arc<Entry>]) -> Result<(), StoreError>;
+    fn append(&self, entries: &[Arc<Entry>]) -> Result<StoreStats, StoreError>;
 
     /// Up to `max` entries with position greater than `after`, in order.
     ///

@@ -84,25 +84,25 @@ impl RedbStore {
     }
 
     /// Removes the oldest entries while retention says so; returns the bytes
-    /// that remain.
+    /// and the count that remain.
     fn evict(
         &self,
         log: &mut redb::Table<'_, u64, &'static [u8]>,
         ids: &mut redb::Table<'_, &'static str, u64>,
         mut bytes: u64,
         now_ms: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, u64), StoreError> {
         let mut count = log.len().map_err(|e| self.io(e))?;
         loop {
             let oldest = match log.first().map_err(|e| self.io(e))? {
                 Some((_, record)) => decode_record(0, record.value())?,
-                None => return Ok(bytes),
+                None => return Ok((bytes, count)),
             };
             if !self
                 .retention
                 .must_evict(count, bytes, oldest.published_at_ms, now_ms)
             {
-                return Ok(bytes);
+                return Ok((bytes, count));
             }
             log.pop_first().map_err(|e| self.io(e))?;
             ids.remove(&*oldest.id).map_err(|e| self.io(e))?;
@@ -117,11 +117,12 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    fn append(&self, entries: &[Arc<Entry>]) -> Result<(), StoreError> {
+    fn append(&self, entries: &[Arc<Entry>]) -> Result<StoreStats, StoreError> {
         let Some(last) = entries.last() else {
-            return Ok(());
+            return self.stats();
         };
         let txn = self.db.begin_write().map_err(|e| self.io(e))?;
+        let stats;
         {
             let mut log = txn.open_table(LOG).map_err(|e| self.io(e))?;
             let mut ids = txn.open_table(IDS).map_err(|e| self.io(e))?;
@@ -140,12 +141,19 @@ impl Store for RedbStore {
                     .map_err(|e| self.io(e))?;
                 bytes += entry.size();
             }
-            bytes = self.evict(&mut log, &mut ids, bytes, last.published_at_ms)?;
+            let (bytes, count) = self.evict(&mut log, &mut ids, bytes, last.published_at_ms)?;
             meta.insert(BYTES, bytes).map_err(|e| self.io(e))?;
             meta.insert(LAST_POSITION, last.position)
                 .map_err(|e| self.io(e))?;
+            stats = StoreStats {
+                count,
+                bytes,
+                first_position: log.first().map_err(|e| self.io(e))?.map(|(k, _)| k.value()),
+                last_position: last.position,
+            };
         }
-        txn.commit().map_err(|e| self.io(e))
+        txn.commit().map_err(|e| self.io(e))?;
+        Ok(stats)
     }
 
     fn read_after(&self, after: u64, max: usize) -> Result<Vec<Arc<Entry>>, StoreError> {
@@ -200,7 +208,7 @@ impl Store for RedbStore {
                 .get(BYTES)
                 .map_err(|e| self.io(e))?
                 .map_or(0, |v| v.value());
-            let bytes = self.evict(&mut log, &mut ids, bytes, now_ms)?;
+            let (bytes, _) = self.evict(&mut log, &mut ids, bytes, now_ms)?;
             meta.insert(BYTES, bytes).map_err(|e| self.io(e))?;
         }
         txn.commit().map_err(|e| self.io(e))
