@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use tidings_server::{Algorithm, Config, KeyMaterial, LogFormat, MintClaims, Server, Storage};
+use tidings_server::{Config, LogFormat, Server, Storage};
 
 /// Run the hub. With no options: http://127.0.0.1:3000, history in
 /// ./tidings-data, anonymous subscribers allowed, and (development mode) a
@@ -192,22 +192,11 @@ fn print_banner(
         "  anonymous subscribers: {}",
         if anonymous { "allowed" } else { "refused" }
     );
-    if let Some(key) = server.development_key() {
-        let key = KeyMaterial::Secret(key.to_owned());
-        let token = |publish: bool| {
-            tidings_server::mint(
-                &key,
-                Algorithm::HS256,
-                &MintClaims {
-                    publish: publish.then(|| vec!["*".to_owned()]),
-                    subscribe: Some(vec!["*".to_owned()]),
-                    payload: None,
-                    ttl: Some(Duration::from_secs(24 * 3600)),
-                },
-            )
-        };
-        let publisher = token(true)?;
-        let subscriber = token(false)?;
+    let day = Duration::from_secs(24 * 3600);
+    if let (Some(publisher), Some(subscriber)) = (
+        server.development_token(true, day),
+        server.development_token(false, day),
+    ) {
         say!(out, "");
         say!(
             out,

@@ -155,6 +155,13 @@ impl Server {
         self.state.dev_key.as_deref()
     }
 
+    /// In development mode, a token signed with the generated key: subscribe
+    /// to every topic, publish to every topic too when `publish`, valid for
+    /// `ttl`. `None` when a key is configured.
+    pub fn development_token(&self, publish: bool, ttl: Duration) -> Option<String> {
+        development_token(&self.state, publish, ttl)
+    }
+
     /// Serves connections from `listener` until `shutdown` completes, then
     /// stops accepting, ends every stream (clients reconnect and resume),
     /// lets the store commit what it accepted, and returns.
@@ -219,6 +226,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     Server::new(config)?.serve(listener, shutdown).await
+}
+
+/// A development-mode token (see [`Server::development_token`]).
+pub(crate) fn development_token(state: &AppState, publish: bool, ttl: Duration) -> Option<String> {
+    let key = KeyMaterial::Secret(state.dev_key.clone()?);
+    let claims = MintClaims {
+        publish: publish.then(|| vec!["*".to_owned()]),
+        subscribe: Some(vec!["*".to_owned()]),
+        payload: None,
+        ttl: Some(ttl),
+    };
+    // An HS256 secret of 64 hex digits always signs; failing here is a bug.
+    Some(mint(&key, Algorithm::HS256, &claims).expect("the development key signs HS256"))
 }
 
 /// The generated development key: kept in the data dir (for redb storage)

@@ -37,9 +37,7 @@ pub(crate) async fn publish(
             .ok_or_else(|| {
                 ApiError::unauthorized(format!(
                     "{}; publishing always needs a token with a mercure.publish claim",
-                    crate::auth::AuthError::Missing {
-                        cookie_name: state.config.cookie_name.clone()
-                    }
+                    state.auth.missing()
                 ))
             })?;
     let claims = state

@@ -92,33 +92,15 @@ const DEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 
 /// publish and read private updates without a long-lived secret in the page.
 /// Otherwise `{"token": null}` with the reason: a 200, because a 404 would be
 /// logged as an error in the console of every page load.
-async fn demo_token(State(state): State<SharedState>) -> Result<Response, ApiError> {
-    let Some(key) = &state.dev_key else {
-        return Ok((
-            [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(json!({
-                "token": null,
-                "reason": "demo tokens exist only in development mode (no JWT key configured)",
-            })),
-        )
-            .into_response());
+async fn demo_token(State(state): State<SharedState>) -> Response {
+    let body = match crate::development_token(&state, true, DEMO_TOKEN_TTL) {
+        Some(token) => json!({ "token": token, "expiresIn": DEMO_TOKEN_TTL.as_secs() }),
+        None => json!({
+            "token": null,
+            "reason": "demo tokens exist only in development mode (no JWT key configured)",
+        }),
     };
-    let token = crate::auth::mint(
-        &crate::auth::KeyMaterial::Secret(key.clone()),
-        crate::auth::Algorithm::HS256,
-        &crate::auth::MintClaims {
-            publish: Some(vec!["*".into()]),
-            subscribe: Some(vec!["*".into()]),
-            payload: None,
-            ttl: Some(DEMO_TOKEN_TTL),
-        },
-    )
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({ "token": token, "expiresIn": DEMO_TOKEN_TTL.as_secs() })),
-    )
-        .into_response())
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
 /// `HEAD`: the stream's headers after the same checks, no subscription.

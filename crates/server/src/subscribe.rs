@@ -4,7 +4,7 @@
 use axum::http::{HeaderMap, StatusCode, header};
 use tidings_hub::{SubscribeRequest, Subscription};
 
-use crate::auth::{AuthError, Claims};
+use crate::auth::Claims;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -123,9 +123,7 @@ pub(crate) fn subscriber_claims(
         None if state.config.allows_anonymous() => Ok(None),
         None => Err(ApiError::unauthorized(format!(
             "{}; this hub does not allow anonymous subscribers",
-            AuthError::Missing {
-                cookie_name: state.config.cookie_name.clone()
-            }
+            state.auth.missing()
         ))),
     }
 }
