@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tidings_hub::{Hub, HubConfig, MemoryStore, Retention, SubscribeRequest, Update};
+use tidings_hub::{Hub, HubConfig, MemoryLog, Retention, SubscribeRequest, Update};
 use tokio::sync::Notify;
 
 fn rss_bytes() -> u64 {
@@ -29,7 +29,7 @@ fn hub() -> Hub {
         max_age: None,
         max_bytes: Some(1 << 30),
     };
-    Hub::new(MemoryStore::new(retention), HubConfig::default()).unwrap()
+    Hub::new(MemoryLog::new(retention), HubConfig::default()).unwrap()
 }
 
 struct Scenario {

@@ -1,6 +1,8 @@
 //! The hub's errors.
 
-use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::log::LogError;
 
 /// What went wrong in the hub.
 #[derive(Debug, thiserror::Error)]
@@ -15,9 +17,19 @@ pub enum Error {
     /// A subscription named no topic selector.
     #[error("a subscription needs at least one topic selector")]
     NoSelector,
-    /// The store failed; the update was not accepted.
+    /// The log failed or cannot be reached; the update was not stored.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Log(#[from] LogError),
+    /// The log did not accept the update in time. It was not stored unless
+    /// the log took it just before the deadline: publish again with the same
+    /// id to be sure (a duplicate is refused).
+    #[error(
+        "the log did not accept the update within {0:?}; publish again with the same id to be sure it is stored once"
+    )]
+    Timeout(Duration),
+    /// The node cannot serve now; the message says why.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// The hub is shutting down.
     #[error("the hub is shutting down")]
     Closed,
@@ -25,24 +37,3 @@ pub enum Error {
 
 /// A result with the hub's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A failure of a [`Store`](crate::Store).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The data directory or database file could not be opened or created.
-    #[error("cannot open the history store at {path}: {reason}")]
-    Open {
-        /// The file or directory involved.
-        path: PathBuf,
-        /// What the system or the database said.
-        reason: String,
-    },
-    /// Reading or writing the history failed.
-    #[error("history store failure: {0}")]
-    Io(String),
-    /// A stored record could not be decoded: the file is damaged or from
-    /// another program.
-    #[error("history store is corrupted: {0}")]
-    Corrupt(String),
-}

@@ -1,21 +1,22 @@
-//! [`Hub`]: publish, subscribe, and the writer that orders, stores and fans out.
+//! [`Hub`]: publish, subscribe, and the handles on the hub's three loops (the
+//! writer, the tail, the ticker).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::error::{Error, Result, StoreError};
-use crate::presence::SubscriptionInfo;
+use crate::error::{Error, Result};
+use crate::health::Health;
+use crate::log::{Entry, Log, MemoryLog, Retention};
+use crate::presence::{LocalPresence, Presence, SubscriptionInfo};
 use crate::selector::{Selector, SelectorCache};
-use crate::store::{Entry, MemoryStore, Retention, Store};
 use crate::subscription::{PageRead, Subscriber, Subscription};
-use crate::topic::{Head, TopicIndex};
+use crate::topic::TopicIndex;
 use crate::update::{EventId, Update};
-use crate::writer::{self, Pending};
+use crate::writer::Pending;
 
 /// Entries read from history at a time when catching up: bounds the memory a
 /// catching-up subscriber holds.
@@ -33,11 +34,15 @@ pub struct HubConfig {
     /// Default: 1 MiB.
     pub subscriber_queue_bytes: usize,
     /// Most recent updates kept in memory, so that slow and resuming
-    /// subscribers catch up without reading the store. Default: 4096.
+    /// subscribers catch up without reading the log. Default: 4096.
     pub recent: usize,
     /// Publishes waiting for the writer before `publish` waits: back-pressure
-    /// that keeps publishers from running far ahead of fan-out. Default: 1024.
+    /// that keeps publishers from running far ahead of the log. Default: 1024.
     pub publish_queue: usize,
+    /// The longest a publish waits for the log to accept it (and a
+    /// subscription for the log to be reached at start); after it, the
+    /// publish fails with [`Error::Timeout`]. Default: 5 s.
+    pub publish_timeout: Duration,
     /// Publish a private update on `/.well-known/mercure/subscriptions/…` when
     /// a subscription starts or ends. Default: off.
     pub presence: bool,
@@ -51,6 +56,7 @@ impl Default for HubConfig {
             subscriber_queue_bytes: 1 << 20,
             recent: 4096,
             publish_queue: 1024,
+            publish_timeout: Duration::from_secs(5),
             presence: false,
         }
     }
@@ -102,11 +108,12 @@ impl SubscribeRequest {
     }
 }
 
-/// The hub: an ordered, stored log of updates and their fan-out to
+/// The hub: an ordered log of updates and their fan-out to this node's
 /// subscribers. Cheap to clone; every clone is the same hub.
 ///
-/// Needs a Tokio runtime (for keep-alives and history reads); the writer runs
-/// on a thread of its own so that store commits never block async tasks.
+/// Needs a Tokio runtime. The writer is a task; the tail loop, which fans
+/// out, runs on a thread of its own so that its wake-ups of thousands of
+/// subscriber tasks spread over every worker (see `tail.rs`).
 #[derive(Debug, Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
@@ -115,17 +122,28 @@ pub struct Hub {
 #[derive(Debug)]
 struct Inner {
     shared: Arc<Shared>,
-    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tail: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// What the writer, the subscriptions and the hub handles share.
+/// What the loops, the subscriptions and the hub handles share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) log: Arc<dyn Log>,
+    pub(crate) presence: Arc<dyn Presence>,
     pub(crate) config: HubConfig,
     pub(crate) index: RwLock<TopicIndex>,
-    /// The newest updates, consecutive positions, at most `config.recent`.
+    /// The newest updates fanned out, consecutive positions, at most
+    /// `config.recent`. Owned by the tail loop.
     pub(crate) recent: RwLock<VecDeque<Arc<Entry>>>,
+    pub(crate) health: Health,
+    /// The position the tail loop has fanned out up to.
+    pub(crate) fanned_out: watch::Sender<u64>,
+    /// Why the log was last reset under this node, for the frame that ends
+    /// each stream.
+    pub(crate) reset_reason: RwLock<Arc<str>>,
+    /// Set once to stop the tail loop and the ticker.
+    pub(crate) stopping: watch::Sender<bool>,
     selectors: SelectorCache,
     next_key: AtomicU64,
     /// The writer's queue; taken on shutdown, which stops the writer.
@@ -138,68 +156,91 @@ impl Hub {
     /// # Panics
     /// Outside a Tokio runtime.
     pub fn in_memory() -> Hub {
-        Hub::new(MemoryStore::new(Retention::default()), HubConfig::default())
-            .expect("a memory store cannot fail to open")
+        Hub::new(MemoryLog::new(Retention::default()), HubConfig::default())
+            .expect("a memory hub starts")
     }
 
-    /// A hub over `store`, continuing its log where it ended.
+    /// A hub alone on `log`, continuing it where it ended.
     ///
     /// # Errors
-    /// If the store cannot be read.
+    /// If the hub's thread cannot be started.
     ///
     /// # Panics
     /// Outside a Tokio runtime.
-    pub fn new(store: impl Store, mut config: HubConfig) -> Result<Hub> {
+    pub fn new(log: impl Log, config: HubConfig) -> Result<Hub> {
+        Hub::with_presence(log, LocalPresence, config)
+    }
+
+    /// A hub on `log` that keeps presence in `presence`: one node of a
+    /// cluster when both are shared with other nodes. Returns at once; the
+    /// tail loop connects in the background, retrying with backoff, and the
+    /// hub is not [ready](Hub::ready) until it has.
+    ///
+    /// # Errors
+    /// If the hub's thread cannot be started.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn with_presence(
+        log: impl Log,
+        presence: impl Presence,
+        mut config: HubConfig,
+    ) -> Result<Hub> {
         // A queue of zero would mark every subscriber slow at every update.
         config.subscriber_queue = config.subscriber_queue.max(1);
-        let store: Arc<dyn Store> = Arc::new(store);
-        let stats = store.stats()?;
-        let index = TopicIndex::default();
-        let recent_start = stats.last_position.saturating_sub(config.recent as u64);
-        let recent: VecDeque<_> = store.read_after(recent_start, config.recent)?.into();
-        *index.head() = Head {
-            position: stats.last_position,
-            id: recent.back().map(|e| e.id.clone()),
-        };
+        let runtime = tokio::runtime::Handle::current();
         let (tx, rx) = mpsc::channel(config.publish_queue.max(1));
         let shared = Arc::new(Shared {
-            store,
+            log: Arc::new(log),
+            presence: Arc::new(presence),
             config,
-            index: RwLock::new(index),
-            recent: RwLock::new(recent),
+            index: RwLock::new(TopicIndex::default()),
+            recent: RwLock::new(VecDeque::new()),
+            health: Health::default(),
+            fanned_out: watch::Sender::new(0),
+            reset_reason: RwLock::new(Arc::from("the log was reset")),
+            stopping: watch::Sender::new(false),
             selectors: SelectorCache::default(),
             next_key: AtomicU64::new(1),
             publish_tx: RwLock::new(Some(tx)),
         });
-        let writer = {
+        let tail = {
             let shared = shared.clone();
-            let next_position = stats.last_position + 1;
             std::thread::Builder::new()
-                .name("tidings-writer".into())
-                .spawn(move || writer::run_writer(&shared, rx, next_position))
-                .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?
+                .name("tidings-tail".into())
+                .spawn(move || runtime.block_on(crate::tail::run_tail(shared)))
+                .map_err(|e| {
+                    Error::Log(crate::LogError::Io(format!(
+                        "cannot start the tail thread: {e}"
+                    )))
+                })?
         };
-        tokio::spawn(writer::run_ticker(Arc::downgrade(&shared)));
-        metrics::gauge!("tidings_history_updates").set(stats.count as f64);
-        metrics::gauge!("tidings_history_bytes").set(stats.bytes as f64);
+        let writer = tokio::spawn(crate::writer::run_writer(shared.clone(), rx));
+        tokio::spawn(crate::writer::run_ticker(Arc::downgrade(&shared)));
+        if shared.config.presence {
+            tokio::spawn(crate::writer::run_reaper(Arc::downgrade(&shared)));
+        }
         Ok(Hub {
             inner: Arc::new(Inner {
                 shared,
                 writer: std::sync::Mutex::new(Some(writer)),
+                tail: std::sync::Mutex::new(Some(tail)),
             }),
         })
     }
 
-    /// Publishes `update` and returns its id once the store has accepted it
-    /// and it has been handed to every matching subscriber.
+    /// Publishes `update` and returns its id once the log has accepted it
+    /// (stored it: on disk for [`RedbLog`](crate::RedbLog), in Redis for
+    /// the cluster). Fan-out follows, on every node, from the log's tail.
     ///
     /// Cancel-safe in the sense that dropping the future never corrupts the
     /// log; the update may or may not have been published.
     ///
     /// # Errors
     /// [`Error::InvalidUpdate`] or [`Error::DuplicateId`] for bad input,
-    /// [`Error::Store`] when history cannot be written (nothing is
-    /// published then), [`Error::Closed`] after shutdown.
+    /// [`Error::Log`] when the log refused or cannot be reached (nothing is
+    /// stored then), [`Error::Timeout`] when it did not answer within
+    /// [`HubConfig::publish_timeout`], [`Error::Closed`] after shutdown.
     pub async fn publish(&self, update: Update) -> Result<EventId> {
         let (ack, acked) = oneshot::channel();
         self.inner.shared.enqueue(update, Some(ack)).await?;
@@ -210,22 +251,19 @@ impl Hub {
     /// history is replayed, so nothing published meanwhile is lost.
     ///
     /// # Errors
-    /// [`Error::NoSelector`] without selectors, [`Error::Store`] if the
-    /// resume point cannot be looked up, [`Error::Closed`] after shutdown.
+    /// [`Error::NoSelector`] without selectors, [`Error::Log`] if the resume
+    /// point cannot be looked up or the log has not been reached yet,
+    /// [`Error::Closed`] after shutdown.
     pub async fn subscribe(&self, request: SubscribeRequest) -> Result<Subscription> {
         let shared = &self.inner.shared;
         if request.selectors.is_empty() {
             return Err(Error::NoSelector);
         }
-        if shared
-            .publish_tx
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
-        {
+        if shared.is_closed() {
             return Err(Error::Closed);
         }
-        // Resolve the resume point before registering: a lookup may block.
+        shared.wait_opened().await?;
+        // Resolve the resume point before registering: a lookup may wait.
         let resume = match request.last_event_id.as_deref() {
             None => None,
             Some(id) => Some(shared.resolve(id).await?),
@@ -269,7 +307,9 @@ impl Hub {
             (cursor, last_event_id, missed, cursor < head.position)
         };
         if shared.config.presence {
-            shared.announce(&subscriber.info(), true).await;
+            let info = subscriber.info();
+            shared.presence.joined(subscriber.key, &info);
+            shared.announce(&info, true).await;
         }
         Ok(Subscription {
             shared: shared.clone(),
@@ -284,8 +324,19 @@ impl Hub {
         })
     }
 
-    /// The active subscriptions, for presence.
-    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+    /// The active subscriptions of the whole hub (every node of a cluster),
+    /// for presence.
+    ///
+    /// # Errors
+    /// When the other nodes' subscriptions cannot be read.
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
+        let mut list = self.local_subscriptions();
+        list.extend(self.inner.shared.presence.others().await?);
+        Ok(list)
+    }
+
+    /// The active subscriptions of this node only.
+    pub fn local_subscriptions(&self) -> Vec<SubscriptionInfo> {
         self.inner
             .shared
             .index()
@@ -294,49 +345,82 @@ impl Hub {
             .collect()
     }
 
-    /// The id of the newest update, or `earliest` when there is none: the
-    /// `lastEventID` of Mercure's subscription API.
+    /// The id of the newest update fanned out, or `earliest` when there is
+    /// none: the `lastEventID` of Mercure's subscription API.
     pub fn last_event_id(&self) -> String {
         let index = self.inner.shared.index();
         let head = index.head();
         head.id.as_deref().unwrap_or("earliest").to_owned()
     }
 
-    /// Checks that the store answers (for readiness probes).
+    /// Whether this node can serve: its tail reached the log, is connected
+    /// and caught up, and the log accepts writes (for readiness probes).
     ///
     /// # Errors
-    /// The store's error.
-    pub fn check_store(&self) -> Result<()> {
-        self.inner
-            .shared
-            .store
-            .stats()
-            .map(drop)
-            .map_err(Error::from)
+    /// [`Error::NotReady`] saying why not.
+    pub async fn ready(&self) -> Result<()> {
+        let shared = &self.inner.shared;
+        // Just after start the tail may be a moment from opening the log; a
+        // probe then waits that moment rather than failing, but no longer:
+        // probes have short timeouts of their own.
+        let mut opened = shared.health.opened.subscribe();
+        let _ = tokio::time::timeout(Duration::from_millis(250), opened.wait_for(|o| *o)).await;
+        shared.health.tail_ready().map_err(Error::NotReady)?;
+        match tokio::time::timeout(shared.config.publish_timeout, shared.log.check()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(Error::NotReady(format!("cannot publish: {error}"))),
+            Err(_) => Err(Error::NotReady(format!(
+                "cannot publish: the log did not answer within {:?}",
+                shared.config.publish_timeout
+            ))),
+        }
     }
 
-    /// Stops accepting publishes, lets the writer commit what it has, and ends
-    /// every subscription after the frames already queued for it.
+    /// Waits until this node has fanned out every update the log held when
+    /// called: after it, a new subscription starts after those updates.
+    ///
+    /// # Errors
+    /// If the log cannot be read.
+    pub async fn caught_up(&self) -> Result<()> {
+        let shared = &self.inner.shared;
+        let last = shared.log.stats().await?.last_position;
+        let mut fanned_out = shared.fanned_out.subscribe();
+        fanned_out
+            .wait_for(|position| *position >= last)
+            .await
+            .map(drop)
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Stops accepting publishes, lets the writer store what it has and the
+    /// tail fan it out, and ends every subscription after the frames already
+    /// queued for it.
     pub async fn shutdown(&self) {
         let shared = self.inner.shared.clone();
-        shared
-            .publish_tx
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let writer = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        shared.close_queue();
+        let writer = self.inner.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(writer) = writer {
-            // Joining blocks until the writer has drained its queue.
-            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+            let _ = writer.await;
+        }
+        // Give the tail a moment to fan out what the writer stored.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.caught_up()).await;
+        shared.stopping.send_replace(true);
+        let tail = self.inner.tail.lock().ok().and_then(|mut t| t.take());
+        if let Some(tail) = tail {
+            let _ = tokio::task::spawn_blocking(move || tail.join()).await;
         }
         for subscriber in shared.index().subscribers() {
             subscriber.close();
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: stop the loops (subscriptions still open
+        // end after what is queued for them).
+        self.shared.close_queue();
+        self.shared.stopping.send_replace(true);
     }
 }
 
@@ -354,8 +438,43 @@ impl Shared {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn index_mut(&self) -> RwLockWriteGuard<'_, TopicIndex> {
+    pub(crate) fn index_mut(&self) -> RwLockWriteGuard<'_, TopicIndex> {
         self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Pending>> {
+        self.publish_tx
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.publish_tx
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+
+    fn close_queue(&self) {
+        self.publish_tx
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    /// Waits (at most the publish timeout) until the tail loop has reached
+    /// the log and set the head.
+    async fn wait_opened(&self) -> Result<()> {
+        let mut opened = self.health.opened.subscribe();
+        if *opened.borrow() {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.config.publish_timeout, opened.wait_for(|o| *o)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::NotReady(self.health.opening_error())),
+        }
     }
 
     async fn enqueue(
@@ -363,56 +482,50 @@ impl Shared {
         update: Update,
         ack: Option<oneshot::Sender<Result<EventId>>>,
     ) -> Result<()> {
-        let check_duplicate = update.has_id();
         let entry = update.into_entry(now_ms())?;
-        let tx = self
-            .publish_tx
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let tx = tx.ok_or(Error::Closed)?;
-        tx.send(Pending {
+        let timeout = self.config.publish_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let tx = self.sender().ok_or(Error::Closed)?;
+        let pending = Pending {
             entry,
-            check_duplicate,
+            deadline,
             ack,
-        })
-        .await
-        .map_err(|_| Error::Closed)
+        };
+        match tokio::time::timeout_at(deadline, tx.send(pending)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Closed),
+            // Never queued, so certainly not stored.
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
     }
 
-    async fn resolve(self: &Arc<Self>, id: &str) -> Result<Resume> {
-        let store = self.store.clone();
-        let id_owned = id.to_owned();
-        let (position, stats) = tokio::task::spawn_blocking(move || {
-            let position = if id_owned == "earliest" {
-                None
-            } else {
-                store.position_of(&id_owned)?
-            };
-            Ok::<_, StoreError>((position, store.stats()?))
-        })
-        .await
-        .map_err(|e| StoreError::Io(e.to_string()))??;
-        let before_first = stats.first_position.map_or(stats.last_position, |p| p - 1);
-        Ok(match position {
-            Some(position) => Resume::After(position, id.to_owned()),
-            None => Resume::Start {
-                before_first,
+    async fn resolve(&self, id: &str) -> Result<Resume> {
+        // No update has an empty id, so for `earliest` this asks the log
+        // for its bounds only.
+        let located = self
+            .log
+            .locate(if id == "earliest" { "" } else { id })
+            .await?;
+        Ok(match located.position {
+            Some(position) if id != "earliest" => Resume::After(position, id.to_owned()),
+            _ => Resume::Start {
+                before_first: located.before_first(),
                 missed: id != "earliest",
             },
         })
     }
 
-    /// Up to [`PAGE`] entries after `after`: at once from the in-memory tail
-    /// when it covers them, else a blocking read of the store.
+    /// Up to [`PAGE`] entries after `after`: at once from the in-memory
+    /// window when it covers them, else a read of the log in a task.
     pub(crate) fn read_page(
         self: &Arc<Self>,
         after: u64,
     ) -> std::result::Result<Vec<Arc<Entry>>, PageRead> {
         {
             let recent = self.recent.read().unwrap_or_else(|e| e.into_inner());
-            // An empty tail says nothing (it may hold no entries at all, with
-            // `recent: 0`): only a tail that reaches back far enough answers.
+            // An empty window says nothing (it may hold no entries at all,
+            // with `recent: 0`): only a window that reaches back far enough
+            // answers.
             match recent.front() {
                 Some(first) if first.position <= after + 1 => {
                     let start = (after + 1 - first.position) as usize;
@@ -421,9 +534,9 @@ impl Shared {
                 _ => {}
             }
         }
-        let store = self.store.clone();
-        Err(tokio::task::spawn_blocking(move || {
-            store.read_after(after, PAGE)
+        let shared = self.clone();
+        Err(tokio::spawn(async move {
+            shared.log.read_after(after, PAGE).await
         }))
     }
 
@@ -435,36 +548,52 @@ impl Shared {
         };
         metrics::gauge!("tidings_subscribers").set(remaining as f64);
         if self.config.presence {
-            // Drop cannot wait: queue the announcement if there is room.
-            for update in presence_updates(&subscriber.info(), false) {
-                if let Ok(entry) = update.into_entry(now_ms()) {
-                    let tx = self
-                        .publish_tx
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone();
-                    let sent = tx.is_some_and(|tx| {
-                        tx.try_send(Pending {
-                            entry,
-                            check_duplicate: false,
-                            ack: None,
-                        })
-                        .is_ok()
-                    });
-                    if !sent {
-                        tracing::warn!(subscriber = %subscriber.subscriber, "publish queue full; unsubscribe not announced");
-                    }
-                }
-            }
+            self.presence.left(subscriber.key);
+            self.announce_now(&subscriber.info(), false);
         }
     }
 
-    async fn announce(&self, info: &SubscriptionInfo, active: bool) {
+    /// Queues presence announcements, waiting for room in the queue.
+    pub(crate) async fn announce(&self, info: &SubscriptionInfo, active: bool) {
         for update in presence_updates(info, active) {
             if let Err(error) = self.enqueue(update, None).await {
                 tracing::warn!(%error, subscriber = %info.subscriber, "cannot announce subscription");
             }
         }
+    }
+
+    /// Queues presence announcements if there is room (`Drop` cannot wait).
+    fn announce_now(&self, info: &SubscriptionInfo, active: bool) {
+        let Some(tx) = self.sender() else {
+            return;
+        };
+        for update in presence_updates(info, active) {
+            let Ok(entry) = update.into_entry(now_ms()) else {
+                continue;
+            };
+            let pending = Pending {
+                entry,
+                deadline: tokio::time::Instant::now() + self.config.publish_timeout,
+                ack: None,
+            };
+            if tx.try_send(pending).is_err() {
+                tracing::warn!(subscriber = %info.subscriber, "publish queue full; unsubscribe not announced");
+            }
+        }
+    }
+
+    /// The last frame of a stream ended by a reset of the log: a comment, so
+    /// that it changes nothing for an `EventSource` but a person reading the
+    /// stream sees why it ends.
+    pub(crate) fn reset_frame(&self) -> bytes::Bytes {
+        let reason = self
+            .reset_reason
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        bytes::Bytes::from(format!(
+            ": {reason}; reconnect with Last-Event-ID to resume\n\n"
+        ))
     }
 
     pub(crate) fn lagged(&self) {

@@ -37,49 +37,63 @@
 //! | --- | --- |
 //! | [`Update`], [`EventId`] | what publishers send and get back |
 //! | [`Selector`] | `*`, exact topics and RFC 6570 URI templates |
-//! | [`Hub`] | publish and subscribe; the writer (`writer.rs`) orders, stores and fans out; one ticker sends keep-alives |
+//! | [`Hub`] | publish and subscribe, over three loops: the writer (`writer.rs`) appends publishes to the log in batches; the tail loop (`tail.rs`) reads the log back and fans out; the ticker sends keep-alives and trims |
+//! | [`Log`], [`Tail`] | the seams: one ordered log (append → position or duplicate, read a page, locate an id, trim) and its committed entries in order |
+//! | [`MemoryLog`], [`RedbLog`] | logs in this process, tailed in process (`log/local.rs`) |
+//! | `RedisLog`, `RedisPresence` (feature `redis`) | the cluster: one log on Redis Streams shared by every node |
 //! | [`Subscription`] | a stream of frames with a cursor in the log; the slow-subscriber policy is documented there |
-//! | [`Store`], [`MemoryStore`], [`RedbStore`] | history, retention by count, age and bytes |
-//! | [`SubscriptionInfo`] | presence, as Mercure's subscription API shows it |
+//! | [`Presence`], [`SubscriptionInfo`] | who is subscribed, as Mercure's subscription API shows it, for the whole cluster |
 //!
 //! # Guarantees
 //!
-//! - One ordered log: every update has a position; `Last-Event-ID` resumes
-//!   across any set of topics.
-//! - `publish` returns after the store accepted the update (fsync'd, for
-//!   [`RedbStore`]) and it was handed to every matching subscriber.
+//! - One ordered log: every update has a dense position; `Last-Event-ID`
+//!   resumes across any set of topics, on any node of a cluster.
+//! - `publish` returns after the log accepted the update (fsync'd for
+//!   [`RedbLog`], in Redis for the cluster), never for what was not stored.
+//!   Fan-out follows from the tail, on every node in the same order.
 //! - Each update is encoded once; subscribers share the same `Bytes`.
 //! - A subscription registers for live updates before replaying history;
 //!   nothing is lost or duplicated in the switch.
 //! - Bounded memory per subscriber; a slow one never slows the others.
+//! - When the log cannot continue from where a node was (entries trimmed
+//!   before the node read them, a recreated log), the node's streams end with
+//!   a reason: clients resume and are told of the gap, never silence.
 //!
 //! # Metrics
 //!
 //! Through the `metrics` facade: `tidings_updates_published_total`,
+//! `tidings_updates_fanned_out_total`, `tidings_publish_failures_total`,
 //! `tidings_deliveries_total`, `tidings_subscribers`,
 //! `tidings_slow_subscribers_total`, `tidings_slow_subscriber_catchups_total`,
-//! `tidings_history_gaps_total`, `tidings_history_updates`,
-//! `tidings_history_bytes`.
+//! `tidings_history_gaps_total`, `tidings_tail_resets_total`,
+//! `tidings_history_updates`, `tidings_history_bytes`.
 
 #![warn(missing_docs)]
 
 mod error;
+mod health;
 mod hub;
+mod log;
 mod presence;
 mod selector;
-mod store;
 mod subscription;
+mod tail;
 mod topic;
 mod update;
 mod writer;
 
-pub use error::{Error, Result, StoreError};
+pub use error::{Error, LogError, Result};
 pub use hub::{Hub, HubConfig, SubscribeRequest};
-pub use presence::{SUBSCRIPTIONS_PREFIX, SubscriptionInfo, subscription_topic};
+pub use log::{
+    Appended, Entry, Located, Log, LogFuture, LogStats, MemoryLog, RedbLog, Retention, Tail,
+    TailEvent,
+};
+pub use presence::{
+    LocalPresence, Presence, SUBSCRIPTIONS_PREFIX, SubscriptionInfo, subscription_topic,
+};
 pub use selector::{
     MAX_TEMPLATE_LEN, MAX_TEMPLATE_VARIABLES, REGEX_CACHE_LIMIT, REGEX_SIZE_LIMIT, Selector,
     SelectorCache, TemplateError, WILDCARD,
 };
-pub use store::{Entry, MemoryStore, RedbStore, Retention, Store, StoreStats};
 pub use subscription::Subscription;
 pub use update::{EventId, MAX_TOPICS, Update};

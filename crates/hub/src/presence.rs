@@ -1,12 +1,59 @@
-//! Presence: who is subscribed to what, as Mercure's subscription API shows it.
+//! Presence: who is subscribed to what, as Mercure's subscription API shows
+//! it, and the [`Presence`] seam that makes it cluster-wide.
 
 use serde_json::{Value, json};
+
+use crate::log::LogFuture;
+
+/// Where a node keeps its subscriptions for the other nodes to see. The hub
+/// lists its own subscriptions from memory and asks this seam for the others.
+/// Only used when presence is on.
+pub trait Presence: Send + Sync + std::fmt::Debug + 'static {
+    /// A subscription of this node started. Must not block: it is called
+    /// while subscribing, and also from `Drop`.
+    fn joined(&self, key: u64, info: &SubscriptionInfo);
+
+    /// A subscription of this node ended. Must not block.
+    fn left(&self, key: u64);
+
+    /// The subscriptions held by the other live nodes.
+    ///
+    /// # Errors
+    /// When they cannot be read.
+    fn others(&self) -> LogFuture<'_, Vec<SubscriptionInfo>>;
+
+    /// The subscriptions of nodes found dead since the last call, claimed by
+    /// this node: each is returned to exactly one node of the cluster, which
+    /// announces it inactive.
+    ///
+    /// # Errors
+    /// When the cluster cannot be reached.
+    fn reap(&self) -> LogFuture<'_, Vec<SubscriptionInfo>>;
+}
+
+/// Presence of a hub that is alone: nothing beyond its own subscriptions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalPresence;
+
+impl Presence for LocalPresence {
+    fn joined(&self, _key: u64, _info: &SubscriptionInfo) {}
+
+    fn left(&self, _key: u64) {}
+
+    fn others(&self) -> LogFuture<'_, Vec<SubscriptionInfo>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn reap(&self) -> LogFuture<'_, Vec<SubscriptionInfo>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
 
 /// The topic prefix of Mercure's subscription events and API.
 pub const SUBSCRIPTIONS_PREFIX: &str = "/.well-known/mercure/subscriptions";
 
 /// An active subscription, as the presence API reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionInfo {
     /// The subscriber's id (`urn:uuid:…` unless the caller chose one).
     pub subscriber: String,

@@ -26,11 +26,11 @@ use bytes::Bytes;
 use futures_core::Stream;
 use tokio::task::JoinHandle;
 
-use crate::error::StoreError;
+use crate::error::LogError;
 use crate::hub::Shared;
+use crate::log::Entry;
 use crate::presence::SubscriptionInfo;
 use crate::selector::Selector;
-use crate::store::Entry;
 
 /// Bounds of one subscriber's queue of pending updates.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +75,9 @@ struct Queue {
     active: bool,
     keep_alive: bool,
     closed: bool,
+    /// Ended by a reset of the log: the stream says why (the reason is
+    /// kept once, in the hub) and ends at once.
+    reset: bool,
     waker: Option<Waker>,
 }
 
@@ -84,6 +87,7 @@ enum Live {
     Lagged,
     KeepAlive,
     Closed,
+    Reset,
     Pending,
 }
 
@@ -199,8 +203,30 @@ impl Subscriber {
         }
     }
 
+    /// Ends the subscription now, dropping what is queued: what this node
+    /// holds is stale after a reset of the log.
+    pub(crate) fn end(&self) {
+        let mut queue = self.queue();
+        queue.closed = true;
+        queue.reset = true;
+        queue.entries = VecDeque::new();
+        queue.bytes = 0;
+        let waker = queue.waker.take();
+        drop(queue);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn is_reset(&self) -> bool {
+        self.queue().reset
+    }
+
     fn poll_live(&self, cx: &mut Context<'_>) -> Live {
         let mut queue = self.queue();
+        if queue.reset {
+            return Live::Reset;
+        }
         if std::mem::take(&mut queue.lagged) {
             return Live::Lagged;
         }
@@ -229,15 +255,17 @@ fn any_match(selectors: &[Selector], entry: &Entry) -> bool {
         .any(|topic| selectors.iter().any(|selector| selector.matches(topic)))
 }
 
-/// A read of history in progress, off the async threads.
-pub(crate) type PageRead = JoinHandle<Result<Vec<Arc<Entry>>, StoreError>>;
+/// A read of history in progress, in a task of its own.
+pub(crate) type PageRead = JoinHandle<Result<Vec<Arc<Entry>>, LogError>>;
 
 /// A live subscription: a [`Stream`] of encoded frames, ready to write to a
 /// client as they are (events and keep-alive comments), in log order.
 ///
-/// Dropping it unsubscribes. The stream ends when the hub shuts down, or if
-/// the history cannot be read while catching up (the client should then
-/// reconnect and resume with its last event id).
+/// Dropping it unsubscribes. The stream ends when the hub shuts down, when
+/// the log is reset under this node (entries trimmed before the node read
+/// them, or the log recreated: a last comment frame says so), or if the
+/// history cannot be read while catching up. The client should then
+/// reconnect and resume with its last event id.
 #[derive(Debug)]
 pub struct Subscription {
     pub(crate) shared: Arc<Shared>,
@@ -346,7 +374,7 @@ impl Stream for Subscription {
                 let result = std::task::ready!(Pin::new(read).poll(cx));
                 this.reading = None;
                 match result
-                    .map_err(|e| StoreError::Io(e.to_string()))
+                    .map_err(|e| LogError::Io(e.to_string()))
                     .and_then(|r| r)
                 {
                     Ok(entries) => this.accept_page(entries),
@@ -358,6 +386,10 @@ impl Stream for Subscription {
                 continue;
             }
             if this.catching_up {
+                if this.subscriber.is_reset() {
+                    this.catching_up = false;
+                    continue;
+                }
                 match this.shared.read_page(this.cursor) {
                     Ok(entries) => this.accept_page(entries),
                     Err(read) => this.reading = Some(read),
@@ -379,6 +411,10 @@ impl Stream for Subscription {
                     return Poll::Ready(Some(Bytes::from_static(tidings_codec::KEEP_ALIVE)));
                 }
                 Live::Closed => this.ended = true,
+                Live::Reset => {
+                    this.ended = true;
+                    return Poll::Ready(Some(this.shared.reset_frame()));
+                }
                 Live::Pending => return Poll::Pending,
             }
         }

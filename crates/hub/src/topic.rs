@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::store::Entry;
+use crate::log::Entry;
 use crate::subscription::Subscriber;
 
 /// The subscribers of one topic or pattern. Most topics have one subscriber

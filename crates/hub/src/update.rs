@@ -105,18 +105,13 @@ impl Update {
         &self.data
     }
 
-    /// Whether the publisher chose the id (generated ids need no duplicate check).
-    pub(crate) fn has_id(&self) -> bool {
-        self.id.is_some()
-    }
-
     /// Whether the update is private.
     pub fn is_private(&self) -> bool {
         self.private
     }
 
     /// Checks the update and encodes its event once, with its final id.
-    pub(crate) fn into_entry(self, now_ms: u64) -> Result<crate::store::Entry> {
+    pub(crate) fn into_entry(self, now_ms: u64) -> Result<crate::log::Entry> {
         if self.topics.is_empty() {
             return Err(Error::InvalidUpdate(
                 "an update needs at least one topic".into(),
@@ -154,7 +149,7 @@ impl Update {
             .build()
             .map_err(|e| Error::InvalidUpdate(e.to_string()))?
             .to_bytes();
-        Ok(crate::store::Entry {
+        Ok(crate::log::Entry {
             position: 0,
             id: id.into(),
             topics: self

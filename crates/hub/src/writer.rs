@@ -1,144 +1,174 @@
-//! The writer, the one place that orders the log, and the ticker that sends
-//! keep-alives: the hub's two background loops.
+//! The writer, which hands publishes to the log in batches and answers each
+//! publisher with what the log said, and the hub's two timed loops: the
+//! ticker (keep-alives, trimming, gauges) and the presence reaper.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-use crate::error::{Error, Result, StoreError};
+use crate::error::{Error, Result};
 use crate::hub::{Shared, now_ms};
-use crate::store::Entry;
-use crate::subscription::{Offer, QueueLimits};
-use crate::topic::Head;
+use crate::log::{Appended, Entry};
 use crate::update::EventId;
 
-/// The most updates committed (one store transaction, one fsync) at once.
+/// The most updates handed to the log at once (one redb transaction and
+/// fsync; one Redis pipeline).
 const MAX_BATCH: usize = 512;
 
-/// A publish on its way to the writer.
+/// How often a node looks for dead nodes whose subscriptions to announce
+/// inactive.
+const REAP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A publish on its way to the log.
 pub(crate) struct Pending {
     pub(crate) entry: Entry,
-    pub(crate) check_duplicate: bool,
+    /// After this the publisher has been told [`Error::Timeout`] (or will
+    /// be): the update must not be stored any more.
+    pub(crate) deadline: Instant,
     pub(crate) ack: Option<oneshot::Sender<Result<EventId>>>,
 }
 
-/// The writer: the one place that orders the log. It takes publishes in
-/// batches, stores each batch in one transaction, then fans it out in order.
-pub(crate) fn run_writer(shared: &Shared, mut rx: mpsc::Receiver<Pending>, mut next_position: u64) {
+/// Takes publishes in batches, appends each batch, answers each publisher.
+/// One batch at a time, so publishes are stored in the order they came.
+pub(crate) async fn run_writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
-        }
-        commit(shared, &mut batch, &mut next_position);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        commit(&shared, &mut batch).await;
     }
 }
 
-fn commit(shared: &Shared, batch: &mut Vec<Pending>, next_position: &mut u64) {
+async fn commit(shared: &Shared, batch: &mut Vec<Pending>) {
+    let now = Instant::now();
+    let timeout = shared.config.publish_timeout;
     let mut entries = Vec::with_capacity(batch.len());
-    let mut acks = Vec::with_capacity(batch.len());
-    let mut ids_in_batch = HashSet::new();
+    let mut waiting = Vec::with_capacity(batch.len());
+    let mut deadline = None::<Instant>;
     for pending in batch.drain(..) {
-        let Pending {
-            mut entry,
-            check_duplicate,
-            ack,
-        } = pending;
-        if check_duplicate {
-            let taken = !ids_in_batch.insert(entry.id.clone())
-                || matches!(shared.store.position_of(&entry.id), Ok(Some(_)));
-            if taken {
-                if let Some(ack) = ack {
-                    let _ = ack.send(Err(Error::DuplicateId(entry.id.to_string())));
-                }
-                continue;
-            }
+        if pending.deadline <= now {
+            answer(pending.ack, Err(Error::Timeout(timeout)));
+            continue;
         }
-        entry.position = *next_position;
-        *next_position += 1;
-        entries.push(Arc::new(entry));
-        acks.push(ack);
+        deadline = Some(deadline.map_or(pending.deadline, |d| d.min(pending.deadline)));
+        waiting.push((pending.entry.id.clone(), pending.ack));
+        entries.push(pending.entry);
     }
-    if entries.is_empty() {
+    let Some(deadline) = deadline else {
         return;
-    }
-    let stats = match shared.store.append(&entries) {
-        Ok(stats) => stats,
-        Err(error) => {
-            tracing::error!(%error, updates = entries.len(), "cannot store updates; they are refused");
-            *next_position -= entries.len() as u64;
-            for ack in acks.into_iter().flatten() {
-                let _ = ack.send(Err(Error::Store(StoreError::Io(error.to_string()))));
+    };
+    let count = entries.len();
+    match tokio::time::timeout_at(deadline, shared.log.append(entries)).await {
+        Ok(Ok(outcome)) if outcome.len() == count => {
+            let stored = outcome
+                .iter()
+                .filter(|o| matches!(o, Appended::At(_)))
+                .count();
+            metrics::counter!("tidings_updates_published_total").increment(stored as u64);
+            for ((id, ack), appended) in waiting.into_iter().zip(outcome) {
+                let answer_with = match appended {
+                    Appended::At(_) => Ok(EventId(id)),
+                    Appended::DuplicateId => Err(Error::DuplicateId(id.to_string())),
+                };
+                answer(ack, answer_with);
             }
-            return;
         }
-    };
-    {
-        let mut recent = shared.recent.write().unwrap_or_else(|e| e.into_inner());
-        recent.extend(entries.iter().cloned());
-        let excess = recent.len().saturating_sub(shared.config.recent);
-        recent.drain(..excess);
-    }
-    let limits = QueueLimits {
-        max_entries: shared.config.subscriber_queue,
-        max_bytes: shared.config.subscriber_queue_bytes,
-    };
-    let (mut delivered, mut lagged) = (0u64, 0u64);
-    {
-        let index = shared.index();
-        for entry in &entries {
-            index.for_each_candidate(entry, |subscriber| match subscriber.offer(entry, limits) {
-                Offer::Queued => delivered += 1,
-                Offer::Lagged => lagged += 1,
-                Offer::Skipped => {}
-            });
+        Ok(Ok(outcome)) => {
+            let error = crate::LogError::Io(format!(
+                "the log answered {} outcomes for {count} updates",
+                outcome.len()
+            ));
+            tracing::error!(%error, "cannot tell which updates were stored");
+            for (_, ack) in waiting {
+                answer(ack, Err(Error::Log(error.clone())));
+            }
         }
-        if let Some(last) = entries.last() {
-            *index.head() = Head {
-                position: last.position,
-                id: Some(last.id.clone()),
-            };
+        Ok(Err(error)) => {
+            tracing::warn!(%error, updates = count, "the log refused a batch; its publishers are told");
+            metrics::counter!("tidings_publish_failures_total").increment(count as u64);
+            for (_, ack) in waiting {
+                answer(ack, Err(Error::Log(error.clone())));
+            }
+        }
+        Err(_) => {
+            tracing::warn!(updates = count, ?timeout, "the log did not answer in time");
+            metrics::counter!("tidings_publish_failures_total").increment(count as u64);
+            for (_, ack) in waiting {
+                answer(ack, Err(Error::Timeout(timeout)));
+            }
         }
     }
-    metrics::counter!("tidings_updates_published_total").increment(entries.len() as u64);
-    metrics::counter!("tidings_deliveries_total").increment(delivered);
-    if lagged > 0 {
-        metrics::counter!("tidings_slow_subscribers_total").increment(lagged);
-    }
-    for (entry, ack) in entries.iter().zip(acks) {
-        if let Some(ack) = ack {
-            let _ = ack.send(Ok(EventId(entry.id.clone())));
-        }
-    }
-    metrics::gauge!("tidings_history_updates").set(stats.count as f64);
-    metrics::gauge!("tidings_history_bytes").set(stats.bytes as f64);
 }
 
-/// One task for all keep-alives (no timer per subscriber), and the eviction of
-/// history that has grown too old while nothing was published.
+fn answer(ack: Option<oneshot::Sender<Result<EventId>>>, result: Result<EventId>) {
+    if let Some(ack) = ack {
+        // The publisher may have gone; nothing to tell then.
+        let _ = ack.send(result);
+    }
+}
+
+/// One task for all keep-alives (no timer per subscriber), the trimming of
+/// history that has grown too old while nothing was published, and the
+/// history gauges.
 pub(crate) async fn run_ticker(shared: Weak<Shared>) {
-    let period = match shared.upgrade() {
-        Some(shared) => shared.config.keep_alive,
+    let (period, mut stopping) = match shared.upgrade() {
+        Some(shared) => (shared.config.keep_alive, shared.stopping.subscribe()),
         None => return,
     };
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
         let Some(shared) = shared.upgrade() else {
             return;
         };
         for subscriber in shared.index().subscribers() {
             subscriber.tick();
         }
-        let store = shared.store.clone();
-        drop(shared);
-        let _ = tokio::task::spawn_blocking(move || store.evict_expired(now_ms())).await;
+        if let Err(error) = shared.log.trim(now_ms()).await {
+            tracing::debug!(%error, "cannot trim history now");
+        }
+        if let Ok(stats) = shared.log.stats().await {
+            metrics::gauge!("tidings_history_updates").set(stats.count as f64);
+            metrics::gauge!("tidings_history_bytes").set(stats.bytes as f64);
+        }
+    }
+}
+
+/// Announces inactive, once across the cluster, the subscriptions of nodes
+/// that stopped their heartbeat.
+pub(crate) async fn run_reaper(shared: Weak<Shared>) {
+    let mut stopping = match shared.upgrade() {
+        Some(shared) => shared.stopping.subscribe(),
+        None => return,
+    };
+    let mut interval = tokio::time::interval(REAP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match shared.presence.reap().await {
+            Ok(gone) => {
+                if !gone.is_empty() {
+                    tracing::info!(
+                        subscriptions = gone.len(),
+                        "announcing the subscriptions of a dead node inactive"
+                    );
+                }
+                for info in gone {
+                    shared.announce(&info, false).await;
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot look for dead nodes now"),
+        }
     }
 }

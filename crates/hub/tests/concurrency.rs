@@ -9,7 +9,7 @@ use common::{WAIT, parse};
 use futures_util::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tidings_hub::{Hub, HubConfig, MemoryStore, Retention, SubscribeRequest, Update};
+use tidings_hub::{Hub, HubConfig, MemoryLog, Retention, SubscribeRequest, Update};
 
 const TOPICS: [&str; 3] = ["a", "b", "c"];
 const PUBLISHERS: usize = 4;
@@ -85,7 +85,7 @@ async fn reconnecting_subscribers_see_every_update_exactly_once_in_log_order() {
         recent: 32,
         ..HubConfig::default()
     };
-    let hub = Hub::new(MemoryStore::new(Retention::default()), config).unwrap();
+    let hub = Hub::new(MemoryLog::new(Retention::default()), config).unwrap();
     let reference = tokio::spawn(reconnecting_reader_never(hub.clone()));
     let selector_sets: Vec<Vec<&'static str>> = vec![
         vec!["a"],
@@ -106,7 +106,7 @@ async fn reconnecting_subscribers_see_every_update_exactly_once_in_log_order() {
         )));
     }
     // Let every reader register before the first publish.
-    while hub.subscriptions().len() < selector_sets.len() + 1 {
+    while hub.local_subscriptions().len() < selector_sets.len() + 1 {
         tokio::task::yield_now().await;
     }
     let mut publishers = Vec::new();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{assert_nothing_ready, next_event, next_ids, strings};
 use futures_util::StreamExt;
-use tidings_hub::{Error, Hub, HubConfig, MemoryStore, Retention, SubscribeRequest, Update};
+use tidings_hub::{Error, Hub, HubConfig, MemoryLog, Retention, SubscribeRequest, Update};
 
 #[tokio::test]
 async fn exact_and_wildcard_selectors() {
@@ -17,7 +17,7 @@ async fn exact_and_wildcard_selectors() {
     hub.publish(Update::new("b", "2").id("2")).await.unwrap();
     assert_eq!(next_event(&mut exact).await, ("1".into(), "1".into()));
     assert_eq!(next_ids(&mut all, 2).await, strings(&["1", "2"]));
-    assert_nothing_ready(&mut exact);
+    assert_nothing_ready(&hub, &mut exact).await;
 }
 
 #[tokio::test]
@@ -36,8 +36,8 @@ async fn alternates_deliver_once() {
         .unwrap();
     assert_eq!(next_event(&mut alternate).await.0, "1");
     assert_eq!(next_ids(&mut both, 2).await, strings(&["1", "2"]));
-    assert_nothing_ready(&mut alternate);
-    assert_nothing_ready(&mut both);
+    assert_nothing_ready(&hub, &mut alternate).await;
+    assert_nothing_ready(&hub, &mut both).await;
 }
 
 #[tokio::test]
@@ -107,6 +107,7 @@ async fn resume_after_id_earliest_and_unknown() {
     assert_eq!(next_ids(&mut unknown, 3).await, strings(&["1", "2", "3"]));
 
     // A live subscription reports the last id before its first event.
+    hub.caught_up().await.unwrap();
     let live = hub.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
     assert_eq!(live.last_event_id(), "3");
     hub.publish(Update::new("a", "4").id("4")).await.unwrap();
@@ -145,7 +146,7 @@ async fn bad_input_is_refused_with_a_reason() {
         .await
         .unwrap();
     assert_eq!(next_event(&mut all).await, ("same".into(), "x".into()));
-    assert_nothing_ready(&mut all);
+    assert_nothing_ready(&hub, &mut all).await;
 }
 
 #[tokio::test]
@@ -155,7 +156,7 @@ async fn retention_by_count_and_bytes_evicts_the_oldest() {
         max_age: None,
         max_bytes: None,
     };
-    let hub = Hub::new(MemoryStore::new(retention), HubConfig::default()).unwrap();
+    let hub = Hub::new(MemoryLog::new(retention), HubConfig::default()).unwrap();
     for i in 1..=5 {
         hub.publish(Update::new("t", "x").id(i.to_string()))
             .await
@@ -173,7 +174,7 @@ async fn retention_by_count_and_bytes_evicts_the_oldest() {
         max_age: None,
         max_bytes: Some(250),
     };
-    let hub = Hub::new(MemoryStore::new(by_bytes), HubConfig::default()).unwrap();
+    let hub = Hub::new(MemoryLog::new(by_bytes), HubConfig::default()).unwrap();
     for i in 1..=5 {
         hub.publish(Update::new("t", "y".repeat(60)).id(i.to_string()))
             .await
@@ -192,7 +193,7 @@ async fn keep_alive_comments_on_idle_subscriptions_only() {
         keep_alive: Duration::from_millis(50),
         ..HubConfig::default()
     };
-    let hub = Hub::new(MemoryStore::new(Retention::default()), config).unwrap();
+    let hub = Hub::new(MemoryLog::new(Retention::default()), config).unwrap();
     let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
     let frame = tokio::time::timeout(common::WAIT, sub.next())
         .await
@@ -210,6 +211,7 @@ async fn frames_ready_together_are_taken_together() {
             .await
             .unwrap();
     }
+    hub.caught_up().await.unwrap();
     let mut frames = Vec::new();
     let taken = std::future::poll_fn(|cx| sub.poll_frames(cx, &mut frames, 100)).await;
     assert_eq!(taken, 5);
@@ -275,7 +277,7 @@ async fn uri_template_selectors() {
         strings(&["1", "2", "3", "4"])
     );
     for sub in [&mut books, &mut same_template, &mut search] {
-        assert_nothing_ready(sub);
+        assert_nothing_ready(&hub, sub).await;
     }
 }
 
@@ -286,7 +288,7 @@ async fn regression_resume_without_an_in_memory_tail_reads_the_store() {
         subscriber_queue: 0,
         ..HubConfig::default()
     };
-    let hub = Hub::new(MemoryStore::new(Retention::default()), config).unwrap();
+    let hub = Hub::new(MemoryLog::new(Retention::default()), config).unwrap();
     for id in ["1", "2", "3"] {
         hub.publish(Update::new("t", id).id(id)).await.unwrap();
     }

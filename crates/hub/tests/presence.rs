@@ -6,7 +6,7 @@ mod common;
 use common::{WAIT, parse};
 use futures_util::StreamExt;
 use serde_json::Value;
-use tidings_hub::{Hub, HubConfig, MemoryStore, Retention, SubscribeRequest, Subscription};
+use tidings_hub::{Hub, HubConfig, MemoryLog, Retention, SubscribeRequest, Subscription};
 
 async fn next_json(sub: &mut Subscription) -> Value {
     loop {
@@ -26,7 +26,7 @@ async fn subscriptions_are_listed_and_announced() {
         presence: true,
         ..HubConfig::default()
     };
-    let hub = Hub::new(MemoryStore::new(Retention::default()), config).unwrap();
+    let hub = Hub::new(MemoryLog::new(Retention::default()), config).unwrap();
     let mut watcher = hub
         .subscribe(SubscribeRequest::new(["*"]).authorized(["*"]))
         .await
@@ -40,7 +40,7 @@ async fn subscriptions_are_listed_and_announced() {
     request.subscriber = Some("urn:uuid:reader".into());
     request.payload = Some(serde_json::json!({"user": "ann"}));
     let reader = hub.subscribe(request).await.unwrap();
-    let listed = hub.subscriptions();
+    let listed = hub.subscriptions().await.unwrap();
     assert!(
         listed
             .iter()
@@ -66,9 +66,11 @@ async fn subscriptions_are_listed_and_announced() {
     );
     assert!(
         !hub.subscriptions()
+            .await
+            .unwrap()
             .iter()
             .any(|s| s.subscriber == "urn:uuid:reader")
     );
     // Presence updates are private: the anonymous watcher saw none of them.
-    common::assert_nothing_ready(&mut anonymous_watcher);
+    common::assert_nothing_ready(&hub, &mut anonymous_watcher).await;
 }

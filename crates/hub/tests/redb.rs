@@ -6,15 +6,11 @@ use std::time::Duration;
 
 use common::{next_event, next_ids, strings};
 use tidings_hub::{
-    Error, Hub, HubConfig, RedbStore, Retention, Store, StoreError, SubscribeRequest, Update,
+    Appended, Error, Hub, HubConfig, Log, LogError, RedbLog, Retention, SubscribeRequest, Update,
 };
 
 fn open(dir: &std::path::Path, retention: Retention) -> Hub {
-    Hub::new(
-        RedbStore::open(dir, retention).unwrap(),
-        HubConfig::default(),
-    )
-    .unwrap()
+    Hub::new(RedbLog::open(dir, retention).unwrap(), HubConfig::default()).unwrap()
 }
 
 #[tokio::test]
@@ -73,17 +69,17 @@ async fn retention_survives_restarts_and_positions_never_repeat() {
     }
     hub.shutdown().await;
     drop(hub);
-    let store = RedbStore::open(dir.path(), retention).unwrap();
-    let stats = store.stats().unwrap();
+    let log = RedbLog::open(dir.path(), retention).unwrap();
+    let stats = log.stats_now().unwrap();
     assert_eq!(
         (stats.count, stats.first_position, stats.last_position),
         (3, Some(3), 5)
     );
     // Everything older than a minute goes, but the log still knows its end.
-    store.evict_expired(u64::MAX / 2).unwrap();
-    let stats = store.stats().unwrap();
+    log.trim(u64::MAX / 2).await.unwrap();
+    let stats = log.stats_now().unwrap();
     assert_eq!((stats.count, stats.bytes, stats.last_position), (0, 0, 5));
-    let hub = Hub::new(store, HubConfig::default()).unwrap();
+    let hub = Hub::new(log, HubConfig::default()).unwrap();
     hub.publish(Update::new("t", "x").id("6")).await.unwrap();
     let mut sub = hub
         .subscribe(SubscribeRequest::new(["t"]).last_event_id("earliest"))
@@ -96,8 +92,8 @@ async fn retention_survives_restarts_and_positions_never_repeat() {
 fn a_corrupted_database_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("history.redb"), vec![0x5a; 8192]).unwrap();
-    let error = RedbStore::open(dir.path(), Retention::default()).unwrap_err();
-    assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+    let error = RedbLog::open(dir.path(), Retention::default()).unwrap_err();
+    assert!(matches!(error, LogError::Open { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains("history.redb"), "{message}");
 }
@@ -107,53 +103,80 @@ fn an_unusable_data_dir_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().unwrap();
     let not_a_dir = dir.path().join("file");
     std::fs::write(&not_a_dir, b"x").unwrap();
-    let error = RedbStore::open(&not_a_dir, Retention::default()).unwrap_err();
+    let error = RedbLog::open(&not_a_dir, Retention::default()).unwrap_err();
     assert!(error.to_string().contains("file"), "{error}");
 }
 
 #[tokio::test]
 async fn a_second_hub_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = RedbStore::open(dir.path(), Retention::default()).unwrap();
-    let error = RedbStore::open(dir.path(), Retention::default()).unwrap_err();
-    assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+    let _first = RedbLog::open(dir.path(), Retention::default()).unwrap();
+    let error = RedbLog::open(dir.path(), Retention::default()).unwrap_err();
+    assert!(matches!(error, LogError::Open { .. }), "{error:?}");
 }
 
-#[test]
-fn append_reports_what_stats_reports() {
-    use std::sync::Arc;
-    use tidings_hub::{Entry, MemoryStore};
+fn entries(ids: &[&str]) -> Vec<tidings_hub::Entry> {
+    ids.iter()
+        .map(|id| tidings_hub::Entry {
+            position: 0,
+            id: (*id).into(),
+            topics: vec!["t".into()].into_boxed_slice(),
+            private: false,
+            published_at_ms: 1,
+            frame: bytes::Bytes::from_static(b"data: x\n\n"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn both_logs_assign_positions_refuse_duplicates_and_retain() {
+    use tidings_hub::MemoryLog;
     let retention = Retention {
         max_count: Some(3),
         max_age: None,
         max_bytes: None,
     };
     let dir = tempfile::tempdir().unwrap();
-    let stores: Vec<Box<dyn Store>> = vec![
-        Box::new(MemoryStore::new(retention)),
-        Box::new(RedbStore::open(dir.path(), retention).unwrap()),
+    let logs: Vec<Box<dyn Log>> = vec![
+        Box::new(MemoryLog::new(retention)),
+        Box::new(RedbLog::open(dir.path(), retention).unwrap()),
     ];
-    for store in stores {
-        for batch in [1u64..=2, 3..=5] {
-            let entries: Vec<Arc<Entry>> = batch
-                .map(|position| {
-                    Arc::new(Entry {
-                        position,
-                        id: position.to_string().into(),
-                        topics: vec!["t".into()].into_boxed_slice(),
-                        private: false,
-                        published_at_ms: 1,
-                        frame: bytes::Bytes::from_static(b"data: x\n\n"),
-                    })
-                })
-                .collect();
-            let appended = store.append(&entries).unwrap();
-            assert_eq!(appended, store.stats().unwrap(), "{store:?}");
-        }
-        let stats = store.stats().unwrap();
+    for log in logs {
+        let outcome = log.append(entries(&["1", "2", "2"])).await.unwrap();
+        assert_eq!(
+            outcome,
+            [Appended::At(1), Appended::At(2), Appended::DuplicateId],
+            "a duplicate within the batch, {log:?}"
+        );
+        let outcome = log.append(entries(&["3", "1", "4", "5"])).await.unwrap();
+        assert_eq!(
+            outcome,
+            [
+                Appended::At(3),
+                Appended::DuplicateId,
+                Appended::At(4),
+                Appended::At(5)
+            ],
+            "a duplicate of a stored id, {log:?}"
+        );
+        let stats = log.stats().await.unwrap();
         assert_eq!(
             (stats.count, stats.first_position, stats.last_position),
             (3, Some(3), 5)
         );
+        let found = log.locate("4").await.unwrap();
+        assert_eq!(found.position, Some(4));
+        let evicted = log.locate("1").await.unwrap();
+        assert_eq!(
+            (
+                evicted.position,
+                evicted.before_first(),
+                evicted.last_position
+            ),
+            (None, 2, 5)
+        );
+        let page = log.read_after(3, 10).await.unwrap();
+        let positions: Vec<u64> = page.iter().map(|e| e.position).collect();
+        assert_eq!(positions, [4, 5]);
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{next_event, next_ids};
-use tidings_hub::{Hub, HubConfig, MemoryStore, Retention, SubscribeRequest, Update};
+use tidings_hub::{Hub, HubConfig, MemoryLog, Retention, SubscribeRequest, Update};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_is_bounded_and_catches_up() {
@@ -13,7 +13,7 @@ async fn a_stalled_subscriber_is_bounded_and_catches_up() {
         recent: 100,
         ..HubConfig::default()
     };
-    let hub = Hub::new(MemoryStore::new(Retention::default()), config).unwrap();
+    let hub = Hub::new(MemoryLog::new(Retention::default()), config).unwrap();
     let mut stalled = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
     let fast = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
     let reader = tokio::spawn(async move {

@@ -90,7 +90,11 @@ impl From<tidings_hub::Error> for ApiError {
         let status = match &error {
             Error::InvalidUpdate(_) | Error::NoSelector => StatusCode::BAD_REQUEST,
             Error::DuplicateId(_) => StatusCode::CONFLICT,
-            Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            // The log is down, slow or not reached yet, or the hub stops:
+            // a later attempt may succeed.
+            Error::Log(_) | Error::Timeout(_) | Error::NotReady(_) | Error::Closed => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         let retry = matches!(status, StatusCode::SERVICE_UNAVAILABLE).then_some(1);

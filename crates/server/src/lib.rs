@@ -54,7 +54,7 @@ pub use auth::{
 pub use config::{Config, LogFormat, Storage};
 pub use error::ApiError;
 pub use subscribe::HISTORY_GAP_HEADER;
-use tidings_hub::{Hub, HubConfig, MemoryStore, RedbStore};
+use tidings_hub::{Hub, HubConfig, MemoryLog, RedbLog};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -66,9 +66,9 @@ use crate::state::AppState;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// The history store could not be opened.
+    /// The history log could not be opened.
     #[error(transparent)]
-    Store(#[from] tidings_hub::StoreError),
+    Log(#[from] tidings_hub::LogError),
     /// The hub could not start.
     #[error(transparent)]
     Hub(#[from] tidings_hub::Error),
@@ -90,7 +90,7 @@ impl Server {
     /// Opens the history and prepares authorization. Needs a Tokio runtime.
     ///
     /// # Errors
-    /// [`ServeError::Store`] for an unusable data dir, [`ServeError::Auth`]
+    /// [`ServeError::Log`] for an unusable data dir, [`ServeError::Auth`]
     /// for unusable keys.
     pub fn new(config: Config) -> Result<Server, ServeError> {
         let hub_config = HubConfig {
@@ -100,10 +100,10 @@ impl Server {
         };
         let hub = match config.storage {
             Storage::Redb => Hub::new(
-                RedbStore::open(&config.data_dir, config.retention())?,
+                RedbLog::open(&config.data_dir, config.retention())?,
                 hub_config,
             )?,
-            Storage::Memory => Hub::new(MemoryStore::new(config.retention()), hub_config)?,
+            Storage::Memory => Hub::new(MemoryLog::new(config.retention()), hub_config)?,
         };
         let algorithm: Algorithm = config
             .jwt_algorithm

@@ -119,13 +119,11 @@ async fn probe_route(
 }
 
 async fn readyz(State(state): State<SharedState>) -> Response {
-    match state.hub.check_store() {
+    match state.hub.ready().await {
         Ok(()) => "ready\n".into_response(),
-        Err(error) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {error}"),
-        )
-        .into_response(),
+        Err(error) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+            .retry_after(1)
+            .into_response(),
     }
 }
 
@@ -174,26 +172,26 @@ fn authorize_presence(
     }
 }
 
-fn subscriptions_document(
+async fn subscriptions_document(
     state: &SharedState,
     id: String,
     filter: impl Fn(&str, &str) -> bool,
-) -> Response {
+) -> Result<Response, ApiError> {
     let mut list = Vec::new();
-    for info in state.hub.subscriptions() {
+    for info in state.hub.subscriptions().await? {
         for topic in &info.topics {
             if filter(topic, &info.subscriber) {
                 list.push(info.to_json(topic, true));
             }
         }
     }
-    json_ld(json!({
+    Ok(json_ld(json!({
         "@context": "https://mercure.rocks/",
         "id": id,
         "type": "Subscriptions",
         "lastEventID": state.hub.last_event_id(),
         "subscriptions": list,
-    }))
+    })))
 }
 
 async fn subscriptions(
@@ -202,11 +200,7 @@ async fn subscriptions(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     authorize_presence(&state, &headers, query.as_deref(), SUBSCRIPTIONS_PREFIX)?;
-    Ok(subscriptions_document(
-        &state,
-        SUBSCRIPTIONS_PREFIX.into(),
-        |_, _| true,
-    ))
+    subscriptions_document(&state, SUBSCRIPTIONS_PREFIX.into(), |_, _| true).await
 }
 
 async fn subscriptions_for_topic(
@@ -217,7 +211,7 @@ async fn subscriptions_for_topic(
 ) -> Result<Response, ApiError> {
     let id = format!("{SUBSCRIPTIONS_PREFIX}/{}", escape(&topic));
     authorize_presence(&state, &headers, query.as_deref(), &id)?;
-    Ok(subscriptions_document(&state, id, |t, _| t == topic))
+    subscriptions_document(&state, id, |t, _| t == topic).await
 }
 
 async fn subscription(
@@ -231,6 +225,7 @@ async fn subscription(
     let found = state
         .hub
         .subscriptions()
+        .await?
         .into_iter()
         .find(|info| info.subscriber == subscriber && info.topics.contains(&topic));
     match found {

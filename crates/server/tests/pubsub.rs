@@ -840,7 +840,7 @@ async fn regression_head_probes_neither_subscribe_nor_announce() {
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
     assert_eq!(
-        hub.hub.subscriptions().len(),
+        hub.hub.local_subscriptions().len(),
         1,
         "only the watcher is subscribed"
     );

@@ -41,9 +41,13 @@ pub(crate) async fn next_ids(sub: &mut Subscription, n: usize) -> Vec<String> {
     ids
 }
 
-/// Asserts that nothing is ready on `sub` right now, after letting the writer
-/// finish what it was doing (publish returned, so fan-out is done).
-pub(crate) fn assert_nothing_ready(sub: &mut Subscription) {
+/// Asserts that nothing is ready on `sub` once the hub has fanned out every
+/// update published so far.
+pub(crate) async fn assert_nothing_ready(hub: &tidings_hub::Hub, sub: &mut Subscription) {
+    tokio::time::timeout(WAIT, hub.caught_up())
+        .await
+        .expect("the hub catches up within the wait")
+        .unwrap();
     let waker = futures_util::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     let mut frames = Vec::new();

@@ -1,0 +1,197 @@
+//! The tail loop: the one place a node fans out. It reads the log's committed
+//! entries in order (its own publishes included, so every node delivers the
+//! same order), keeps the recent window and the head, and hands each entry to
+//! the matching subscribers of this node.
+//!
+//! It runs on a thread of its own (`Handle::block_on`): waking a thousand
+//! subscriber tasks from a runtime worker puts them all on that worker's local
+//! queue, and a measured fan-out on a runtime task was slower for it
+//! (BENCHMARKS.md, "fan-out on a runtime task"). From a foreign thread the
+//! wakes go to the shared queue, which every worker takes from.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::hub::Shared;
+use crate::log::{Entry, TailEvent};
+use crate::subscription::{Offer, QueueLimits};
+use crate::topic::Head;
+
+/// Retry delays while the log cannot be reached: quick at first, then at
+/// most every few seconds.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+pub(crate) async fn run_tail(shared: Arc<Shared>) {
+    let mut stopping = shared.stopping.subscribe();
+    let mut backoff = BACKOFF_MIN;
+    let start = loop {
+        tokio::select! {
+            opened = shared.log.open() => match opened {
+                Ok(last) => break last,
+                Err(error) => {
+                    if shared.health.disconnected(error.to_string()) {
+                        tracing::warn!(%error, "cannot reach the log; retrying");
+                    }
+                }
+            },
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        if pause(&mut stopping, &mut backoff).await {
+            return;
+        }
+    };
+    fill_recent(&shared, start).await;
+    shared.health.connected(false);
+    shared.fanned_out.send_replace(start);
+    shared.health.opened.send_replace(true);
+    tracing::debug!(position = start, "tail started");
+    let mut tail = shared.log.tail(start);
+    backoff = BACKOFF_MIN;
+    loop {
+        let event = tokio::select! {
+            event = tail.next() => event,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        match event {
+            Ok(TailEvent::Entries { entries, more }) => {
+                fan_out(&shared, &entries);
+                if shared.health.connected(more) {
+                    tracing::info!("the tail is connected to the log again");
+                }
+                backoff = BACKOFF_MIN;
+            }
+            Ok(TailEvent::Idle) => {
+                if shared.health.connected(false) {
+                    tracing::info!("the tail is connected to the log again");
+                }
+                backoff = BACKOFF_MIN;
+            }
+            Ok(TailEvent::Reset { after, reason }) => reset(&shared, after, &reason),
+            Err(error) => {
+                if shared.health.disconnected(error.to_string()) {
+                    tracing::warn!(%error, "the tail lost the log; open streams stay connected and catch up when it returns");
+                }
+                if pause(&mut stopping, &mut backoff).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps for `backoff` and doubles it; true if the hub stops meanwhile.
+async fn pause(stopping: &mut tokio::sync::watch::Receiver<bool>, backoff: &mut Duration) -> bool {
+    let delay = *backoff;
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    tokio::select! {
+        () = tokio::time::sleep(delay) => false,
+        _ = stopping.wait_for(|s| *s) => true,
+    }
+}
+
+/// Loads the newest `recent` entries up to `start` into the window and sets
+/// the head, so that resumes right after a start read no log.
+async fn fill_recent(shared: &Shared, start: u64) {
+    let want = shared.config.recent as u64;
+    let mut after = start.saturating_sub(want);
+    let mut window = std::collections::VecDeque::new();
+    while after < start {
+        let page = match shared.log.read_after(after, crate::hub::PAGE).await {
+            Ok(page) => page,
+            Err(error) => {
+                // The window is an optimisation: resumes read the log.
+                tracing::warn!(%error, "cannot load recent history into memory");
+                window.clear();
+                break;
+            }
+        };
+        let Some(newest) = page.last().map(|e| e.position) else {
+            break;
+        };
+        // Held positions are consecutive, so the window is too.
+        window.extend(page.into_iter().filter(|e| e.position <= start));
+        after = newest;
+    }
+    let id = window
+        .back()
+        .filter(|e| e.position == start)
+        .map(|e| e.id.clone());
+    *shared.index().head() = Head {
+        position: start,
+        id,
+    };
+    *shared.recent.write().unwrap_or_else(|e| e.into_inner()) = window;
+}
+
+/// Hands committed entries, in log order, to every matching subscriber.
+fn fan_out(shared: &Shared, entries: &[Arc<Entry>]) {
+    let Some(last) = entries.last() else {
+        return;
+    };
+    {
+        let mut recent = shared.recent.write().unwrap_or_else(|e| e.into_inner());
+        recent.extend(entries.iter().cloned());
+        let excess = recent.len().saturating_sub(shared.config.recent);
+        recent.drain(..excess);
+    }
+    let limits = QueueLimits {
+        max_entries: shared.config.subscriber_queue,
+        max_bytes: shared.config.subscriber_queue_bytes,
+    };
+    let (mut delivered, mut lagged) = (0u64, 0u64);
+    {
+        let index = shared.index();
+        for entry in entries {
+            index.for_each_candidate(entry, |subscriber| match subscriber.offer(entry, limits) {
+                Offer::Queued => delivered += 1,
+                Offer::Lagged => lagged += 1,
+                Offer::Skipped => {}
+            });
+        }
+        // Moved under the index's read lock: a new subscription (which takes
+        // the write lock) sees all of this batch fanned out or none of it.
+        *index.head() = Head {
+            position: last.position,
+            id: Some(last.id.clone()),
+        };
+    }
+    metrics::counter!("tidings_updates_fanned_out_total").increment(entries.len() as u64);
+    metrics::counter!("tidings_deliveries_total").increment(delivered);
+    if lagged > 0 {
+        metrics::counter!("tidings_slow_subscribers_total").increment(lagged);
+    }
+    shared.fanned_out.send_replace(last.position);
+}
+
+/// The log cannot continue from where this node was: what the node holds is
+/// stale. Every subscription ends with the reason, so its client resumes with
+/// its `Last-Event-ID` and is told of the gap by the resume.
+fn reset(shared: &Shared, after: u64, reason: &str) {
+    tracing::warn!(
+        reason,
+        after,
+        "the log was reset under this node; ending every stream so clients resume"
+    );
+    metrics::counter!("tidings_tail_resets_total").increment(1);
+    shared
+        .recent
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    *shared
+        .reset_reason
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Arc::from(reason.replace(['\r', '\n'], " "));
+    {
+        let index = shared.index();
+        *index.head() = Head {
+            position: after,
+            id: None,
+        };
+        for subscriber in index.subscribers() {
+            subscriber.end();
+        }
+    }
+    shared.fanned_out.send_replace(after);
+}
