@@ -80,6 +80,26 @@ pub(crate) struct Args {
     /// Time allowed to send request headers, e.g. 10s [default: 10s].
     #[arg(long, env = "TIDINGS_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
     header_read_timeout: Option<Duration>,
+    /// Longest a publish waits for the log, e.g. 5s; then 503 [default: 5s].
+    #[arg(long, env = "TIDINGS_PUBLISH_TIMEOUT", value_parser = humantime::parse_duration)]
+    publish_timeout: Option<Duration>,
+    /// Run as one node of a cluster whose log is on this Redis:
+    /// redis://[:password@]host:port/db, or rediss:// for TLS [default: none].
+    #[arg(
+        long,
+        env = "TIDINGS_REDIS",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    redis: Option<String>,
+    /// Name every Redis key starts with; nodes with the same --redis and
+    /// prefix form one hub [default: tidings].
+    #[arg(long, env = "TIDINGS_REDIS_PREFIX", value_name = "NAME")]
+    redis_prefix: Option<String>,
+    /// A node silent this long is dead; another announces its subscriptions
+    /// inactive [default: 10s].
+    #[arg(long, env = "TIDINGS_REDIS_NODE_TIMEOUT", value_parser = humantime::parse_duration)]
+    redis_node_timeout: Option<Duration>,
     /// Mercure's subscription API (presence) [default: off].
     #[arg(long, env = "TIDINGS_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true")]
     subscriptions: Option<bool>,
@@ -118,12 +138,22 @@ impl Args {
             max_connections,
             max_connections_per_ip,
             header_read_timeout,
+            publish_timeout,
             subscriptions,
             demo,
             log_format
         );
         set_some!(jwt_key, publisher_jwt_key, subscriber_jwt_key, anonymous);
         set_some!(history_max_count, history_max_age, history_max_bytes);
+        if let Some(url) = self.redis {
+            c.redis.url = Some(url);
+        }
+        if let Some(prefix) = self.redis_prefix {
+            c.redis.prefix = prefix;
+        }
+        if let Some(timeout) = self.redis_node_timeout {
+            c.redis.node_timeout = timeout;
+        }
         if !self.cors_origins.is_empty() {
             c.cors_origins = self.cors_origins;
         }
@@ -147,21 +177,36 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
-    let storage = config.storage;
+    let history = match &config.redis.url {
+        Some(url) => History::Redis {
+            url: tidings_hub::RedisOptions::redacted(url),
+            prefix: config.redis.prefix.clone(),
+        },
+        None => History::Local(config.storage),
+    };
     let anonymous = config.allows_anonymous();
-    let server = Server::new(config)
-        .with_context(|| format!("cannot start the hub (data dir {})", data_dir.display()))?;
-    print_banner(&server, address, &data_dir, storage, anonymous)?;
+    let context = match &history {
+        History::Redis { url, .. } => format!("cannot start the hub (Redis {url})"),
+        History::Local(_) => format!("cannot start the hub (data dir {})", data_dir.display()),
+    };
+    let server = Server::new(config).context(context)?;
+    print_banner(&server, address, &data_dir, &history, anonymous)?;
     server.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where this node's history is, for the banner.
+enum History {
+    Local(Storage),
+    Redis { url: String, prefix: String },
 }
 
 fn print_banner(
     server: &Server,
     address: SocketAddr,
     data_dir: &std::path::Path,
-    storage: Storage,
+    history: &History,
     anonymous: bool,
 ) -> anyhow::Result<()> {
     // The banner is a courtesy: if stdout is closed (`| head -1`), the hub
@@ -179,14 +224,32 @@ fn print_banner(
         out,
         "  subscribe: curl -N '{url}/.well-known/mercure?topic=demo'"
     );
-    match storage {
-        Storage::Redb => say!(
-            out,
-            "  history:   {} (redb)",
-            data_dir.join("history.redb").display()
-        ),
-        Storage::Memory => say!(out, "  history:   in memory (lost on exit)"),
-    }
+    let storage = match history {
+        History::Local(Storage::Redb) => {
+            say!(
+                out,
+                "  history:   {} (redb)",
+                data_dir.join("history.redb").display()
+            );
+            Storage::Redb
+        }
+        History::Local(Storage::Memory) => {
+            say!(out, "  history:   in memory (lost on exit)");
+            Storage::Memory
+        }
+        History::Redis { url, prefix } => {
+            say!(
+                out,
+                "  cluster:   log on Redis {url}, keys {{{prefix}}}:*, this node {}",
+                server.node().unwrap_or("?")
+            );
+            say!(
+                out,
+                "  ready:     {address}/readyz answers 200 once this node has reached Redis"
+            );
+            Storage::Memory
+        }
+    };
     say!(
         out,
         "  anonymous subscribers: {}",

@@ -40,7 +40,7 @@
 //! | [`Hub`] | publish and subscribe, over three loops: the writer (`writer.rs`) appends publishes to the log in batches; the tail loop (`tail.rs`) reads the log back and fans out; the ticker sends keep-alives and trims |
 //! | [`Log`], [`Tail`] | the seams: one ordered log (append → position or duplicate, read a page, locate an id, trim) and its committed entries in order |
 //! | [`MemoryLog`], [`RedbLog`] | logs in this process, tailed in process (`log/local.rs`) |
-//! | `RedisLog`, `RedisPresence` (feature `redis`) | the cluster: one log on Redis Streams shared by every node |
+//! | [`RedisLog`], [`RedisPresence`] (feature `redis`, on by default) | the cluster: one log on Redis Streams shared by every node |
 //! | [`Subscription`] | a stream of frames with a cursor in the log; the slow-subscriber policy is documented there |
 //! | [`Presence`], [`SubscriptionInfo`] | who is subscribed, as Mercure's subscription API shows it, for the whole cluster |
 //!
@@ -70,6 +70,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "redis")]
+mod cluster;
 mod error;
 mod health;
 mod hub;
@@ -82,6 +84,8 @@ mod topic;
 mod update;
 mod writer;
 
+#[cfg(feature = "redis")]
+pub use cluster::{RedisLog, RedisOptions, RedisPresence};
 pub use error::{Error, LogError, Result};
 pub use hub::{Hub, HubConfig, SubscribeRequest};
 pub use log::{

@@ -69,6 +69,7 @@ async fn commit(shared: &Shared, batch: &mut Vec<Pending>) {
                 let answer_with = match appended {
                     Appended::At(_) => Ok(EventId(id)),
                     Appended::DuplicateId => Err(Error::DuplicateId(id.to_string())),
+                    Appended::Refused(why) => Err(Error::Log(crate::LogError::Io(why.to_string()))),
                 };
                 answer(ack, answer_with);
             }

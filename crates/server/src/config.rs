@@ -60,6 +60,13 @@ pub struct Config {
     /// Most open connections from one client IP; more are answered 429.
     /// Default: 1 000.
     pub max_connections_per_ip: usize,
+    /// The longest a publish waits for the log to accept it before it is
+    /// answered 503 (and never stored afterwards). Default: `5s`.
+    #[serde(with = "humantime_serde")]
+    pub publish_timeout: Duration,
+    /// The cluster: with `url` set, the log, the tail and presence are on
+    /// Redis, and every node with the same URL and prefix is one hub.
+    pub redis: RedisConfig,
     /// Time a client has to send its request headers. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
@@ -70,6 +77,32 @@ pub struct Config {
     pub demo: bool,
     /// `text` or `json` logs. Default: `text`.
     pub log_format: LogFormat,
+}
+
+/// The `[redis]` table: where the cluster's shared log is.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port/db`, or `rediss://` for TLS. Default:
+    /// none (a single node with its own history).
+    pub url: Option<String>,
+    /// The name every key starts with; nodes with the same URL and prefix
+    /// form one hub. Default: `tidings`.
+    pub prefix: String,
+    /// A node silent for this long is dead, and another node announces its
+    /// subscriptions inactive. Default: `10s`.
+    #[serde(with = "humantime_serde")]
+    pub node_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            prefix: "tidings".into(),
+            node_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Where history lives.
@@ -115,6 +148,8 @@ impl Default for Config {
             max_connections: 15_000,
             max_connections_per_ip: 1_000,
             header_read_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(5),
+            redis: RedisConfig::default(),
             subscriptions: false,
             demo: false,
             log_format: LogFormat::Text,
@@ -176,6 +211,37 @@ impl Config {
         self.anonymous.unwrap_or_else(|| self.is_development())
     }
 
+    /// Checks what each setting alone cannot: a cluster needs one key shared
+    /// by every node (a generated development key differs on each node, so
+    /// a token from one would be refused by the others), and a prefix that
+    /// keeps its keys under one hash tag.
+    ///
+    /// # Errors
+    /// A message naming the setting and what to do.
+    pub fn check(&self) -> Result<(), String> {
+        if self.redis.url.is_some() {
+            if self.is_development() {
+                return Err("a cluster (redis url) needs one JWT key shared by every node: set jwt-key (or publisher-jwt-key and subscriber-jwt-key), the same on each node".into());
+            }
+            let prefix = &self.redis.prefix;
+            if prefix.is_empty()
+                || prefix.contains(['{', '}'])
+                || prefix.chars().any(char::is_whitespace)
+            {
+                return Err(format!(
+                    "redis prefix {prefix:?} is unusable: give a name without braces or spaces, like \"tidings\""
+                ));
+            }
+        }
+        if self.publish_timeout.is_zero() {
+            return Err("publish-timeout must be longer than 0s".into());
+        }
+        if self.redis.node_timeout < Duration::from_secs(1) {
+            return Err("redis node-timeout must be at least 1s".into());
+        }
+        Ok(())
+    }
+
     /// The history retention these settings ask for.
     pub fn retention(&self) -> tidings_hub::Retention {
         tidings_hub::Retention {
@@ -196,7 +262,11 @@ mod tests {
         let parsed = Config::from_toml(text).expect("tidings.example.toml must parse");
         // Every key of the struct appears in the example, commented or not.
         let defaults = toml::to_string(&DefaultsView::from(&Config::default())).unwrap();
-        for line in defaults.lines() {
+        for line in defaults.lines().filter(|l| !l.trim().is_empty()) {
+            if line.starts_with('[') {
+                assert!(text.contains(line), "tidings.example.toml lacks {line}");
+                continue;
+            }
             let key = line.split(" =").next().unwrap();
             assert!(
                 text.contains(&format!("{key} =")),
@@ -214,6 +284,32 @@ mod tests {
         assert!(error.contains("keep-alive"), "{error}");
         let error = Config::from_toml("storage = \"tape\"").unwrap_err();
         assert!(error.contains("storage"), "{error}");
+    }
+
+    #[test]
+    fn the_redis_table_and_what_a_cluster_needs() {
+        let config = Config::from_toml(
+            "jwt-key = \"k\"\n[redis]\nurl = \"redis://10.0.0.5:6379/1\"\nprefix = \"shop\"\nnode-timeout = \"4s\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.redis.url.as_deref(), Some("redis://10.0.0.5:6379/1"));
+        assert_eq!(config.redis.prefix, "shop");
+        assert_eq!(config.redis.node_timeout, Duration::from_secs(4));
+        assert!(config.check().is_ok());
+        let error = Config::from_toml("[redis]\nurl = \"redis://h/0\"\n")
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(error.contains("jwt-key"), "{error}");
+        let error = Config::from_toml(
+            "jwt-key = \"k\"\n[redis]\nurl = \"redis://h/0\"\nprefix = \"a{b}\"\n",
+        )
+        .unwrap()
+        .check()
+        .unwrap_err();
+        assert!(error.contains("prefix"), "{error}");
+        let error = Config::from_toml("[redis]\nulr = \"redis://h/0\"\n").unwrap_err();
+        assert!(error.contains("ulr"), "{error}");
     }
 
     #[test]
@@ -256,9 +352,20 @@ mod tests {
         max_connections: usize,
         max_connections_per_ip: usize,
         header_read_timeout: String,
+        publish_timeout: String,
+        redis: RedisView,
         subscriptions: bool,
         demo: bool,
         log_format: String,
+    }
+
+    /// The `[redis]` table's keys.
+    #[derive(serde::Serialize, Default)]
+    #[serde(rename_all = "kebab-case")]
+    struct RedisView {
+        url: String,
+        prefix: String,
+        node_timeout: String,
     }
 
     impl From<&Config> for DefaultsView {
@@ -286,6 +393,8 @@ mod tests {
                 max_connections: _,
                 max_connections_per_ip: _,
                 header_read_timeout: _,
+                publish_timeout: _,
+                redis: _,
                 subscriptions: _,
                 demo: _,
                 log_format: _,
@@ -311,6 +420,8 @@ mod tests {
                 max_connections: 0,
                 max_connections_per_ip: 0,
                 header_read_timeout: String::new(),
+                publish_timeout: String::new(),
+                redis: RedisView::default(),
                 subscriptions: false,
                 demo: false,
                 log_format: String::new(),

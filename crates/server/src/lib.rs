@@ -51,10 +51,10 @@ pub use auth::{
     KeyMaterial, KeyUse, LEEWAY_SECS, MintClaims, Role, Token, TokenSource, mint,
     token_from_request,
 };
-pub use config::{Config, LogFormat, Storage};
+pub use config::{Config, LogFormat, RedisConfig, Storage};
 pub use error::ApiError;
 pub use subscribe::HISTORY_GAP_HEADER;
-use tidings_hub::{Hub, HubConfig, MemoryLog, RedbLog};
+use tidings_hub::{Hub, HubConfig, MemoryLog, RedbLog, RedisLog, RedisOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -72,6 +72,9 @@ pub enum ServeError {
     /// The hub could not start.
     #[error(transparent)]
     Hub(#[from] tidings_hub::Error),
+    /// The settings contradict each other; the message says how.
+    #[error("{0}")]
+    Config(String),
     /// A JWT key or algorithm setting is unusable.
     #[error("JWT settings: {0}")]
     Auth(String),
@@ -84,6 +87,8 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Server {
     state: Arc<AppState>,
+    /// This node's id in a cluster.
+    node: Option<String>,
 }
 
 impl Server {
@@ -93,17 +98,30 @@ impl Server {
     /// [`ServeError::Log`] for an unusable data dir, [`ServeError::Auth`]
     /// for unusable keys.
     pub fn new(config: Config) -> Result<Server, ServeError> {
+        config.check().map_err(ServeError::Config)?;
         let hub_config = HubConfig {
             keep_alive: config.keep_alive,
             presence: config.subscriptions,
+            publish_timeout: config.publish_timeout,
             ..HubConfig::default()
         };
-        let hub = match config.storage {
-            Storage::Redb => Hub::new(
+        let mut node = None;
+        let hub = match (&config.redis.url, config.storage) {
+            (Some(_), _) => {
+                let log = RedisLog::new(redis_options(&config))?;
+                node = Some(log.node().to_owned());
+                if config.subscriptions {
+                    let presence = log.presence();
+                    Hub::with_presence(log, presence, hub_config)?
+                } else {
+                    Hub::new(log, hub_config)?
+                }
+            }
+            (None, Storage::Redb) => Hub::new(
                 RedbLog::open(&config.data_dir, config.retention())?,
                 hub_config,
             )?,
-            Storage::Memory => Hub::new(MemoryLog::new(config.retention()), hub_config)?,
+            (None, Storage::Memory) => Hub::new(MemoryLog::new(config.retention()), hub_config)?,
         };
         let algorithm: Algorithm = config
             .jwt_algorithm
@@ -141,7 +159,13 @@ impl Server {
                 metrics: metrics_handle(),
                 dev_key,
             }),
+            node,
         })
+    }
+
+    /// This node's id in the cluster (`--redis`); `None` for a single node.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
     }
 
     /// The hub behind the server: publish to it from the same program.
@@ -226,6 +250,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     Server::new(config)?.serve(listener, shutdown).await
+}
+
+/// The Redis log's options from the settings. The command timeout is the
+/// publish timeout: a publish never waits on Redis longer than that anyway.
+fn redis_options(config: &Config) -> RedisOptions {
+    RedisOptions {
+        url: config.redis.url.clone().unwrap_or_default(),
+        prefix: config.redis.prefix.clone(),
+        timeout: config.publish_timeout,
+        node_timeout: config.redis.node_timeout,
+        retention: config.retention(),
+        ..RedisOptions::default()
+    }
 }
 
 /// A development-mode token (see [`Server::development_token`]).

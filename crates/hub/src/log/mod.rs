@@ -102,12 +102,16 @@ pub struct LogStats {
 }
 
 /// What the log made of one update of an appended batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
     /// Stored at this position.
     At(u64),
     /// Refused: the log already holds an update with this id.
     DuplicateId,
+    /// Not stored, for this reason, although others of the batch may be (a
+    /// shared log can fail part way through a batch, when it runs out of
+    /// memory, say).
+    Refused(Arc<str>),
 }
 
 /// Where an event id is, for a resume.

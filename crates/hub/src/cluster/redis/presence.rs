@@ -1,0 +1,316 @@
+//! [`RedisPresence`]: each node keeps its subscriptions in a hash of its own
+//! and a heartbeat in the nodes set; a node whose heartbeat expired is dead,
+//! and exactly one surviving node claims its subscriptions to announce them
+//! inactive (`lua/claim.lua`).
+//!
+//! Changes are recorded without waiting (subscribing must not wait on Redis,
+//! and unsubscribing happens in `Drop`) and written by one background task in
+//! pipelines. When Redis was unreachable, or this node was declared dead
+//! while cut off, the task rewrites the whole hash from what it holds.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use tokio::sync::Notify;
+
+use super::Redis;
+use super::entry;
+use crate::log::{LogError, LogFuture};
+use crate::presence::{Presence, SubscriptionInfo};
+
+/// Fields written per `HSET` when rewriting a whole hash.
+const REWRITE_CHUNK: usize = 500;
+
+/// This node's subscriptions in the cluster. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RedisPresence {
+    redis: Arc<Redis>,
+    state: Arc<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    book: Mutex<Book>,
+    beats: Mutex<Beats>,
+    /// Its own `Arc`: the task waits on it while holding the state weakly.
+    changed: Arc<Notify>,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    /// Every subscription of this node, as stored (JSON).
+    current: HashMap<u64, String>,
+    /// Keys changed since the last write.
+    dirty: HashSet<u64>,
+    /// The stored hash cannot be trusted: write it whole.
+    rewrite: bool,
+}
+
+/// This node's own heartbeats, so that it judges others only when it can
+/// judge: when Redis itself stalled, every heartbeat is late, and the first
+/// node back must not declare the others dead.
+#[derive(Debug, Default)]
+struct Beats {
+    last_ok: Option<Instant>,
+    /// Since when every heartbeat went through on time.
+    continuous_since: Option<Instant>,
+}
+
+impl Beats {
+    fn record(&mut self, ok: bool, beat: Duration) {
+        let now = Instant::now();
+        if !ok {
+            self.continuous_since = None;
+            return;
+        }
+        let on_time = self
+            .last_ok
+            .is_some_and(|last| now.duration_since(last) <= beat + beat / 2);
+        if !on_time || self.continuous_since.is_none() {
+            self.continuous_since = Some(now);
+        }
+        self.last_ok = Some(now);
+    }
+
+    /// Whether this node has been heard without a gap for `span`.
+    fn steady_for(&self, span: Duration) -> bool {
+        self.continuous_since
+            .is_some_and(|since| since.elapsed() >= span)
+    }
+}
+
+impl State {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn beats(&self) -> MutexGuard<'_, Beats> {
+        self.beats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl RedisPresence {
+    /// Starts the node's heartbeat task. Needs a Tokio runtime.
+    pub(super) fn new(redis: Arc<Redis>) -> RedisPresence {
+        let state = Arc::new(State::default());
+        tokio::spawn(run(
+            redis.clone(),
+            Arc::downgrade(&state),
+            state.changed.clone(),
+        ));
+        RedisPresence { redis, state }
+    }
+
+    /// Ids of the nodes alive (`alive`) or dead, by Redis's clock.
+    async fn nodes(&self, which: &str) -> Result<Vec<String>, LogError> {
+        let redis = &self.redis;
+        let reply: Value = redis
+            .scripts
+            .nodes
+            .key(&redis.keys.nodes)
+            .arg(which)
+            .invoke_async(&mut redis.conn.clone())
+            .await
+            .map_err(|e| redis.error("listing nodes", e))?;
+        Ok(strings(&reply))
+    }
+}
+
+impl Presence for RedisPresence {
+    fn joined(&self, key: u64, info: &SubscriptionInfo) {
+        let json = serde_json::to_string(info).unwrap_or_default();
+        let mut book = self.state.book();
+        book.current.insert(key, json);
+        book.dirty.insert(key);
+        drop(book);
+        self.state.changed.notify_one();
+    }
+
+    fn left(&self, key: u64) {
+        let mut book = self.state.book();
+        book.current.remove(&key);
+        book.dirty.insert(key);
+        drop(book);
+        self.state.changed.notify_one();
+    }
+
+    fn others(&self) -> LogFuture<'_, Vec<SubscriptionInfo>> {
+        Box::pin(async move {
+            let redis = &self.redis;
+            let mut pipe = redis::pipe();
+            for node in self.nodes("alive").await? {
+                if *node != *redis.node {
+                    pipe.cmd("HVALS").arg(redis.keys.presence(&node));
+                }
+            }
+            if pipe.is_empty() {
+                return Ok(Vec::new());
+            }
+            let replies: Vec<Value> = pipe
+                .query_async(&mut redis.conn.clone())
+                .await
+                .map_err(|e| redis.error("reading the other nodes' subscriptions", e))?;
+            Ok(replies.iter().flat_map(infos).collect())
+        })
+    }
+
+    fn reap(&self) -> LogFuture<'_, Vec<SubscriptionInfo>> {
+        Box::pin(async move {
+            let redis = &self.redis;
+            let mut gone = Vec::new();
+            // Only a node heard on time for a whole node timeout may judge:
+            // any node alive meanwhile has sent a heartbeat since.
+            if !self.state.beats().steady_for(redis.options.node_timeout) {
+                return Ok(gone);
+            }
+            for node in self.nodes("dead").await? {
+                if *node == *redis.node {
+                    continue;
+                }
+                let claimed: Value = redis
+                    .scripts
+                    .claim
+                    .key(&redis.keys.nodes)
+                    .key(redis.keys.presence(&node))
+                    .arg(&node)
+                    .invoke_async(&mut redis.conn.clone())
+                    .await
+                    .map_err(|e| redis.error("claiming a dead node", e))?;
+                let infos = infos(&claimed);
+                tracing::info!(
+                    node,
+                    subscriptions = infos.len(),
+                    "a node stopped its heartbeat; this node announces its subscriptions inactive"
+                );
+                gone.extend(infos);
+            }
+            Ok(gone)
+        })
+    }
+}
+
+/// The heartbeat and the writer of this node's hash, until the presence is
+/// dropped.
+async fn run(redis: Arc<Redis>, state: Weak<State>, changed: Arc<Notify>) {
+    let beat = redis.options.node_timeout / 3;
+    let mut interval = tokio::time::interval(beat);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let heartbeat = tokio::select! {
+            _ = interval.tick() => true,
+            () = changed.notified() => false,
+        };
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        if let Err(error) = write(&redis, &state, heartbeat).await {
+            tracing::debug!(%error, "cannot write this node's presence now; will rewrite it");
+            state.book().rewrite = true;
+        }
+    }
+}
+
+/// Writes what changed (or everything), with the heartbeat when due.
+async fn write(redis: &Redis, state: &State, heartbeat: bool) -> Result<(), LogError> {
+    let key = redis.keys.presence(&redis.node);
+    let timeout_ms = redis.options.node_timeout.as_millis() as u64;
+    let mut conn = redis.conn.clone();
+    if heartbeat || state.book().rewrite {
+        let added: Result<Value, _> = redis
+            .scripts
+            .heartbeat
+            .key(&redis.keys.nodes)
+            .key(&key)
+            .arg(&*redis.node)
+            .arg(timeout_ms)
+            .invoke_async(&mut conn)
+            .await;
+        state
+            .beats()
+            .record(added.is_ok(), redis.options.node_timeout / 3);
+        let added = added.map_err(|e| redis.error("sending the heartbeat", e))?;
+        if entry::integer(&added) == Some(1) {
+            // New, or reaped while cut off: the stored hash is gone.
+            state.book().rewrite = true;
+        }
+    }
+    let mut pipe = redis::pipe();
+    {
+        let mut book = state.book();
+        if std::mem::take(&mut book.rewrite) {
+            book.dirty.clear();
+            pipe.cmd("DEL").arg(&key);
+            let all: Vec<(&u64, &String)> = book.current.iter().collect();
+            for chunk in all.chunks(REWRITE_CHUNK) {
+                let cmd = pipe.cmd("HSET").arg(&key);
+                for (k, json) in chunk {
+                    cmd.arg(k.to_string()).arg(json.as_str());
+                }
+            }
+        } else {
+            let dirty: Vec<u64> = book.dirty.drain().collect();
+            for k in dirty {
+                match book.current.get(&k) {
+                    Some(json) => pipe
+                        .cmd("HSET")
+                        .arg(&key)
+                        .arg(k.to_string())
+                        .arg(json.as_str()),
+                    None => pipe.cmd("HDEL").arg(&key).arg(k.to_string()),
+                };
+            }
+        }
+    }
+    if pipe.is_empty() {
+        return Ok(());
+    }
+    pipe.cmd("PEXPIRE").arg(&key).arg(timeout_ms * 30);
+    pipe.query_async::<Value>(&mut conn)
+        .await
+        .map_err(|e| redis.error("writing this node's presence", e))?;
+    Ok(())
+}
+
+fn strings(reply: &Value) -> Vec<String> {
+    match reply {
+        Value::Array(items) | Value::Set(items) => items.iter().filter_map(entry::text).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn infos(reply: &Value) -> Vec<SubscriptionInfo> {
+    strings(reply)
+        .iter()
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_judges_others_only_after_a_whole_timeout_of_its_own_beats() {
+        let beat = Duration::from_secs(1);
+        let minute = Duration::from_secs(60);
+        let mut beats = Beats::default();
+        assert!(!beats.steady_for(Duration::ZERO), "never heard");
+        let long_ago = Instant::now() - 2 * minute;
+        // Beating on time for two minutes: steady.
+        beats.continuous_since = Some(long_ago);
+        beats.last_ok = Some(Instant::now());
+        beats.record(true, beat);
+        assert!(beats.steady_for(minute));
+        // A beat after a long silence (Redis stalled) starts over.
+        beats.last_ok = Some(long_ago);
+        beats.record(true, beat);
+        assert!(!beats.steady_for(minute));
+        assert!(beats.steady_for(Duration::ZERO));
+        // A failed beat stops judging at once.
+        beats.continuous_since = Some(long_ago);
+        beats.record(false, beat);
+        assert!(!beats.steady_for(Duration::ZERO));
+    }
+}

@@ -1,0 +1,292 @@
+//! The hub on a real `redis-server` (started by the test on a free port):
+//! several nodes in one process share one log, one order and one history.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+mod common;
+
+use std::time::Duration;
+
+use common::{WAIT, next_event, next_ids, parse, strings};
+use futures_util::StreamExt;
+use redis_server::RedisServer;
+use tidings_hub::{
+    Error, Hub, HubConfig, RedisLog, RedisOptions, Retention, SubscribeRequest, Update,
+};
+
+fn options(server: &RedisServer, prefix: &str) -> RedisOptions {
+    RedisOptions {
+        url: server.url(),
+        prefix: prefix.into(),
+        timeout: Duration::from_secs(1),
+        block: Duration::from_millis(500),
+        ..RedisOptions::default()
+    }
+}
+
+fn node_with(options: RedisOptions, config: HubConfig) -> Hub {
+    let log = RedisLog::new(options).unwrap();
+    let presence = log.presence();
+    Hub::with_presence(log, presence, config).unwrap()
+}
+
+fn node(server: &RedisServer, prefix: &str) -> Hub {
+    let config = HubConfig {
+        publish_timeout: Duration::from_secs(2),
+        ..HubConfig::default()
+    };
+    node_with(options(server, prefix), config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_one_order_and_resume_anywhere() {
+    let server = RedisServer::start(false);
+    let (a, b) = (node(&server, "order"), node(&server, "order"));
+    let mut on_a = a.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
+    let mut on_b = b.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    let publishers = [a.clone(), b.clone()].map(|hub| {
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..50 {
+                let id = hub.publish(Update::new("t", i.to_string())).await.unwrap();
+                ids.push(id.to_string());
+            }
+            ids
+        })
+    });
+    let mut published = Vec::new();
+    for publisher in publishers {
+        published.extend(publisher.await.unwrap());
+    }
+    let seen_a = next_ids(&mut on_a, 100).await;
+    let seen_b = next_ids(&mut on_b, 100).await;
+    assert_eq!(seen_a, seen_b, "both nodes deliver one order");
+    let mut sorted = seen_a.clone();
+    sorted.sort();
+    published.sort();
+    assert_eq!(sorted, published, "every update exactly once");
+
+    // A client of node A resumes on node B after the 40th update.
+    let mut resumed = b
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id(seen_a[39].clone()))
+        .await
+        .unwrap();
+    assert_eq!(resumed.last_event_id(), seen_a[39]);
+    assert_eq!(next_ids(&mut resumed, 60).await, seen_a[40..].to_vec());
+
+    // Ids are unique across the cluster.
+    a.publish(Update::new("t", "x").id("mine")).await.unwrap();
+    assert!(matches!(
+        b.publish(Update::new("t", "y").id("mine")).await,
+        Err(Error::DuplicateId(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_update_reaches_only_authorized_subscribers_on_every_node() {
+    let server = RedisServer::start(false);
+    let (a, b) = (node(&server, "private"), node(&server, "private"));
+    let mut anonymous = b.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
+    let mut allowed = b
+        .subscribe(SubscribeRequest::new(["*"]).authorized(["secret"]))
+        .await
+        .unwrap();
+    a.publish(Update::new("secret", "hidden").id("p1").private(true))
+        .await
+        .unwrap();
+    a.publish(Update::new("open", "shown").id("o1"))
+        .await
+        .unwrap();
+    assert_eq!(next_ids(&mut allowed, 2).await, strings(&["p1", "o1"]));
+    assert_eq!(next_event(&mut anonymous).await.0, "o1");
+    let mut replay = b
+        .subscribe(SubscribeRequest::new(["*"]).last_event_id("earliest"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut replay).await.0,
+        "o1",
+        "not by replay either"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimming_past_a_resume_point_is_told_then_history_follows() {
+    let server = RedisServer::start(false);
+    let mut options = options(&server, "trim");
+    options.retention = Retention {
+        max_count: Some(5),
+        max_age: None,
+        max_bytes: None,
+    };
+    let hub = node_with(options, HubConfig::default());
+    for i in 1..=20 {
+        hub.publish(Update::new("t", "x").id(i.to_string()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        server.command(&["XLEN", "{trim}:log"]).as_deref(),
+        Some(":5")
+    );
+    assert_eq!(
+        server.command(&["HLEN", "{trim}:ids"]).as_deref(),
+        Some(":5")
+    );
+    let mut resumed = hub
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id("2"))
+        .await
+        .unwrap();
+    assert!(resumed.missed_history());
+    assert_eq!(
+        next_ids(&mut resumed, 5).await,
+        strings(&["16", "17", "18", "19", "20"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_log_ends_streams_with_a_reason_and_resumes_tell_the_gap() {
+    let server = RedisServer::start(false);
+    let hub = node(&server, "epoch");
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    hub.publish(Update::new("t", "before").id("old"))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut sub).await.0, "old");
+    assert_eq!(server.command(&["FLUSHALL"]).as_deref(), Some("+OK"));
+    // The next publish finds no epoch, starts a new one, and is stored.
+    hub.publish(Update::new("t", "after").id("new"))
+        .await
+        .unwrap();
+    let last = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("the stream ends within the wait")
+        .expect("a last frame says why");
+    let text = String::from_utf8_lossy(&last).into_owned();
+    assert!(
+        text.starts_with(": ") && text.contains("recreated"),
+        "{text}"
+    );
+    assert!(sub.next().await.is_none(), "then the stream ends");
+    let mut resumed = hub
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id("old"))
+        .await
+        .unwrap();
+    assert!(resumed.missed_history(), "the resume is told of the gap");
+    assert_eq!(next_event(&mut resumed).await.0, "new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_unreachable_refuses_publishes_in_bounded_time_and_streams_survive() {
+    let mut server = RedisServer::start(true);
+    let hub = node(&server, "down");
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    hub.publish(Update::new("t", "1").id("1")).await.unwrap();
+    server.pause();
+    let started = tokio::time::Instant::now();
+    let refused = hub.publish(Update::new("t", "2").id("2")).await;
+    assert!(
+        matches!(refused, Err(Error::Timeout(_) | Error::Log(_))),
+        "{refused:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        hub.ready().await.is_err(),
+        "not ready while Redis is frozen"
+    );
+    server.resume();
+    // Once Redis is back, publishing works again and the stream goes on.
+    let id = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(id) = hub.publish(Update::new("t", "3").id("3")).await {
+                return id;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(id.as_str(), "3");
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("3") {
+        seen.push(next_event(&mut sub).await.0);
+    }
+    // "2" was refused but may have reached Redis before it froze.
+    assert!(seen == ["1", "3"] || seen == ["1", "2", "3"], "{seen:?}");
+    tokio::time::timeout(WAIT, async {
+        while hub.ready().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("ready again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_lists_every_node_and_hears_them_leave() {
+    let server = RedisServer::start(false);
+    let config = HubConfig {
+        presence: true,
+        ..HubConfig::default()
+    };
+    let mut short = options(&server, "presence");
+    short.node_timeout = Duration::from_secs(1);
+    let a = node_with(short.clone(), config.clone());
+    let b = node_with(short, config);
+    let mut watcher = a
+        .subscribe(
+            SubscribeRequest::new(["/.well-known/mercure/subscriptions/{topic}/{subscriber}"])
+                .authorized(["*"]),
+        )
+        .await
+        .unwrap();
+    let mut request = SubscribeRequest::new(["books"]);
+    request.subscriber = Some("urn:uuid:on-b".into());
+    let on_b = b.subscribe(request).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        while !a
+            .subscriptions()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.subscriber == "urn:uuid:on-b")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("node A lists node B's subscription");
+    // B's subscriber leaves: B announces it, and A's watcher hears it from
+    // the shared log. (A node killed outright is reaped by another node:
+    // the CLI's cluster tests kill a real process for that.)
+    drop(on_b);
+    let mut inactive = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, watcher.next()).await {
+        if let Some((_, data)) = parse(&frame) {
+            let doc: serde_json::Value = serde_json::from_str(&data).unwrap();
+            if doc["subscriber"] == "urn:uuid:on-b" && doc["active"] == false {
+                inactive += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(inactive, 1, "node A's watcher hears B's subscription end");
+    tokio::time::timeout(WAIT, async {
+        while a
+            .subscriptions()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.subscriber == "urn:uuid:on-b")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("and no longer lists it");
+}
