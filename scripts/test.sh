@@ -29,6 +29,10 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The cluster tests start redis-server themselves, on free ports with their
+# own temp dirs; they never use a Redis the machine may already run on 6379.
+command -v redis-server >/dev/null || need_packages redis-server
+
 step "tests"
 cargo test --workspace
 

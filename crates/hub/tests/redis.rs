@@ -290,3 +290,57 @@ async fn presence_lists_every_node_and_hears_them_leave() {
     .await
     .expect("and no longer lists it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_goes_back_in_time_ends_streams_with_a_reason() {
+    let server = RedisServer::start(false);
+    let hub = node(&server, "rewind");
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    for i in 1..=5 {
+        hub.publish(Update::new("t", "x").id(i.to_string()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        next_ids(&mut sub, 5).await,
+        strings(&["1", "2", "3", "4", "5"])
+    );
+    // What a failover to a replica two updates behind looks like: the same
+    // epoch, the newest two entries gone.
+    for command in [
+        &["XDEL", "{rewind}:log", "4-0", "5-0"][..],
+        &["HDEL", "{rewind}:ids", "4", "5"],
+        &["HSET", "{rewind}:meta", "last", "3"],
+        &["XSETID", "{rewind}:log", "3-0"],
+    ] {
+        let reply = server.command(command);
+        assert!(
+            reply
+                .as_deref()
+                .is_some_and(|r| r.starts_with(':') || r == "+OK"),
+            "{command:?}: {reply:?}"
+        );
+    }
+    let last = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("the stream ends within the wait")
+        .expect("a last frame says why");
+    let text = String::from_utf8_lossy(&last).into_owned();
+    assert!(text.contains("went back"), "{text}");
+    assert!(sub.next().await.is_none());
+    hub.publish(Update::new("t", "x").id("after"))
+        .await
+        .unwrap();
+    let mut resumed = hub
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id("5"))
+        .await
+        .unwrap();
+    assert!(
+        resumed.missed_history(),
+        "a lost id is answered with the gap"
+    );
+    assert_eq!(
+        next_ids(&mut resumed, 4).await,
+        strings(&["1", "2", "3", "after"])
+    );
+}

@@ -12,6 +12,9 @@
 //!   are dropped and the tail is reset to where the new epoch starts.
 //! - Every entry must be cursor + 1; a hole means trimming overtook this node,
 //!   and the tail is reset past it (the hub then ends its streams).
+//! - The newest position is read with the epoch: a log shorter than the
+//!   cursor went back in time (a failover to a replica that was behind), and
+//!   the tail is reset to where it now ends.
 
 use std::sync::Arc;
 
@@ -66,8 +69,9 @@ impl RedisTail {
         Ok(conn)
     }
 
-    /// One blocking read after the cursor, and the epoch right after it.
-    async fn read(&mut self) -> Result<(Vec<Arc<Entry>>, Option<String>), LogError> {
+    /// One blocking read after the cursor, and the epoch and newest position
+    /// right after it.
+    async fn read(&mut self) -> Result<(Vec<Arc<Entry>>, Option<String>, Option<u64>), LogError> {
         if self.conn.is_none() {
             self.conn = Some(self.connect().await?);
         }
@@ -81,14 +85,15 @@ impl RedisTail {
             .arg("STREAMS")
             .arg(&redis.keys.log)
             .arg(format!("{}-0", self.cursor))
-            .cmd("HGET")
+            .cmd("HMGET")
             .arg(&redis.keys.meta)
-            .arg("epoch");
+            .arg("epoch")
+            .arg("last");
         let Some(conn) = self.conn.as_mut() else {
             unreachable!("connected above");
         };
         let replies: Result<(Value, Value), _> = pipe.query_async(conn).await;
-        let (read, epoch) = match replies {
+        let (read, meta) = match replies {
             Ok(replies) => replies,
             Err(error) => {
                 // Whatever happened, the next read starts on a new connection.
@@ -102,7 +107,14 @@ impl RedisTail {
                 redis.target, redis.keys.log, e.0
             ))
         })?;
-        Ok((entries, entry::text(&epoch)))
+        let (epoch, last) = match &meta {
+            Value::Array(fields) if fields.len() == 2 => (
+                entry::text(&fields[0]),
+                entry::integer(&fields[1]).and_then(|n| u64::try_from(n).ok()),
+            ),
+            _ => (None, None),
+        };
+        Ok((entries, epoch, last))
     }
 }
 
@@ -111,9 +123,23 @@ impl Tail for RedisTail {
         Box::pin(async move {
             let mut entries = std::mem::take(&mut self.pending);
             if entries.is_empty() {
-                let (read, epoch) = self.read().await?;
+                let (read, epoch, last) = self.read().await?;
                 match (epoch, &self.epoch) {
-                    (Some(now), Some(known)) if *now == **known => {}
+                    (Some(now), Some(known)) if *now == **known => {
+                        if let Some(last) = last.filter(|last| *last < self.cursor) {
+                            // Same log, but shorter than what this node read:
+                            // Redis failed over to a replica that was behind.
+                            let reason = format!(
+                                "the Redis log went back from update {} to {last} (a failover to a replica that was behind); updates after {last} that this node delivered are gone",
+                                self.cursor
+                            );
+                            self.cursor = last;
+                            return Ok(TailEvent::Reset {
+                                after: last,
+                                reason,
+                            });
+                        }
+                    }
                     (Some(now), None) => self.epoch = Some(now.into()),
                     (_, _) => {
                         // Recreated (a new epoch) or lost (none yet): what was
