@@ -20,6 +20,13 @@ pub enum Error {
     /// The log failed or cannot be reached; the update was not stored.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The log failed while the update was on its way (a connection lost
+    /// mid-request, say): it may or may not be stored. Publish again with the
+    /// same id to be sure (a duplicate is refused).
+    #[error(
+        "{0}; the update may still have been stored: publish again with the same id to be sure it is stored once"
+    )]
+    Unconfirmed(LogError),
     /// The log did not accept the update in time. It was not stored unless
     /// the log took it just before the deadline: publish again with the same
     /// id to be sure (a duplicate is refused).

@@ -139,6 +139,10 @@ pub(crate) struct Shared {
     pub(crate) health: Health,
     /// The position the tail loop has fanned out up to.
     pub(crate) fanned_out: watch::Sender<u64>,
+    /// Resets of the log so far: a subscription resolved before a reset
+    /// resolves again. Moved under the index's read lock, checked under its
+    /// write lock.
+    pub(crate) resets: AtomicU64,
     /// Why the log was last reset under this node, for the frame that ends
     /// each stream.
     pub(crate) reset_reason: RwLock<Arc<str>>,
@@ -186,8 +190,11 @@ impl Hub {
         presence: impl Presence,
         mut config: HubConfig,
     ) -> Result<Hub> {
-        // A queue of zero would mark every subscriber slow at every update.
+        // A queue of zero would mark every subscriber slow at every update,
+        // and a zero interval cannot tick.
         config.subscriber_queue = config.subscriber_queue.max(1);
+        config.keep_alive = config.keep_alive.max(Duration::from_millis(1));
+        config.publish_timeout = config.publish_timeout.max(Duration::from_millis(1));
         let runtime = tokio::runtime::Handle::current();
         let (tx, rx) = mpsc::channel(config.publish_queue.max(1));
         let shared = Arc::new(Shared {
@@ -198,6 +205,7 @@ impl Hub {
             recent: RwLock::new(VecDeque::new()),
             health: Health::default(),
             fanned_out: watch::Sender::new(0),
+            resets: AtomicU64::new(0),
             reset_reason: RwLock::new(Arc::from("the log was reset")),
             stopping: watch::Sender::new(false),
             selectors: SelectorCache::default(),
@@ -217,6 +225,7 @@ impl Hub {
         };
         let writer = tokio::spawn(crate::writer::run_writer(shared.clone(), rx));
         tokio::spawn(crate::writer::run_ticker(Arc::downgrade(&shared)));
+        tokio::spawn(crate::writer::run_janitor(Arc::downgrade(&shared)));
         if shared.config.presence {
             tokio::spawn(crate::writer::run_reaper(Arc::downgrade(&shared)));
         }
@@ -238,13 +247,21 @@ impl Hub {
     ///
     /// # Errors
     /// [`Error::InvalidUpdate`] or [`Error::DuplicateId`] for bad input,
-    /// [`Error::Log`] when the log refused or cannot be reached (nothing is
-    /// stored then), [`Error::Timeout`] when it did not answer within
-    /// [`HubConfig::publish_timeout`], [`Error::Closed`] after shutdown.
+    /// [`Error::Log`] when the log refused the update or could not be
+    /// reached (nothing is stored then), [`Error::Unconfirmed`] or
+    /// [`Error::Timeout`] when it failed or did not answer within
+    /// [`HubConfig::publish_timeout`] while the update was on its way (it may
+    /// be stored: publish again with the same id), [`Error::Closed`] after
+    /// shutdown.
     pub async fn publish(&self, update: Update) -> Result<EventId> {
         let (ack, acked) = oneshot::channel();
-        self.inner.shared.enqueue(update, Some(ack)).await?;
-        acked.await.map_err(|_| Error::Closed)?
+        let deadline = self.inner.shared.enqueue(update, Some(ack)).await?;
+        // The writer answers by the deadline unless the log holds the whole
+        // batch up; the publisher never waits longer than its own deadline.
+        match tokio::time::timeout_at(deadline, acked).await {
+            Ok(answer) => answer.map_err(|_| Error::Closed)?,
+            Err(_) => Err(Error::Timeout(self.inner.shared.config.publish_timeout)),
+        }
     }
 
     /// Subscribes. The subscription is registered for live updates before
@@ -263,11 +280,6 @@ impl Hub {
             return Err(Error::Closed);
         }
         shared.wait_opened().await?;
-        // Resolve the resume point before registering: a lookup may wait.
-        let resume = match request.last_event_id.as_deref() {
-            None => None,
-            Some(id) => Some(shared.resolve(id).await?),
-        };
         let compile = |list: &[String]| -> Box<[Selector]> {
             list.iter()
                 .map(|s| shared.selectors.get_or_compile(s))
@@ -287,8 +299,27 @@ impl Hub {
             request.authorized.as_deref().map(compile),
             info,
         ));
-        let (cursor, last_event_id, missed_history, catching_up) = {
+        let mut attempts = 0;
+        let (cursor, last_event_id, missed_history, catching_up) = loop {
+            // Resolve the resume point before registering (a lookup may
+            // wait), then register only if the log was not reset meanwhile:
+            // a position resolved before a reset means nothing after it.
+            let generation = shared.resets.load(Ordering::Acquire);
+            let resume = match request.last_event_id.as_deref() {
+                None => None,
+                Some(id) => Some(shared.resolve(id).await?),
+            };
             let mut index = shared.index_mut();
+            if shared.resets.load(Ordering::Acquire) != generation {
+                drop(index);
+                attempts += 1;
+                if attempts == 3 {
+                    return Err(Error::NotReady(
+                        "the log keeps being reset under this node".into(),
+                    ));
+                }
+                continue;
+            }
             index.insert(&subscriber);
             metrics::gauge!("tidings_subscribers").set(index.len() as f64);
             let head = index.head().clone();
@@ -304,14 +335,11 @@ impl Hub {
                     missed,
                 }) => (before_first, "earliest".to_owned(), missed),
             };
-            (cursor, last_event_id, missed, cursor < head.position)
+            break (cursor, last_event_id, missed, cursor < head.position);
         };
-        if shared.config.presence {
-            let info = subscriber.info();
-            shared.presence.joined(subscriber.key, &info);
-            shared.announce(&info, true).await;
-        }
-        Ok(Subscription {
+        // From here on dropping the subscription unregisters it, also when
+        // this future is dropped while announcing.
+        let subscription = Subscription {
             shared: shared.clone(),
             subscriber,
             cursor,
@@ -321,7 +349,13 @@ impl Hub {
             last_event_id,
             missed_history,
             ended: false,
-        })
+        };
+        if shared.config.presence {
+            let info = subscription.subscriber.info();
+            shared.presence.joined(subscription.subscriber.key, &info);
+            shared.announce(&info, true).await;
+        }
+        Ok(subscription)
     }
 
     /// The active subscriptions of the whole hub (every node of a cluster),
@@ -477,11 +511,12 @@ impl Shared {
         }
     }
 
+    /// Queues a publish for the writer; returns its deadline.
     async fn enqueue(
         &self,
         update: Update,
         ack: Option<oneshot::Sender<Result<EventId>>>,
-    ) -> Result<()> {
+    ) -> Result<tokio::time::Instant> {
         let entry = update.into_entry(now_ms())?;
         let timeout = self.config.publish_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -492,7 +527,7 @@ impl Shared {
             ack,
         };
         match tokio::time::timeout_at(deadline, tx.send(pending)).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(deadline),
             Ok(Err(_)) => Err(Error::Closed),
             // Never queued, so certainly not stored.
             Err(_) => Err(Error::Timeout(timeout)),

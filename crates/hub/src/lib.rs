@@ -93,7 +93,7 @@ pub use log::{
     TailEvent,
 };
 pub use presence::{
-    LocalPresence, Presence, SUBSCRIPTIONS_PREFIX, SubscriptionInfo, subscription_topic,
+    LocalPresence, Presence, Reaped, SUBSCRIPTIONS_PREFIX, SubscriptionInfo, subscription_topic,
 };
 pub use selector::{
     MAX_TEMPLATE_LEN, MAX_TEMPLATE_VARIABLES, REGEX_CACHE_LIMIT, REGEX_SIZE_LIMIT, Selector,

@@ -24,11 +24,22 @@ pub trait Presence: Send + Sync + std::fmt::Debug + 'static {
 
     /// The subscriptions of nodes found dead since the last call, claimed by
     /// this node: each is returned to exactly one node of the cluster, which
-    /// announces it inactive.
+    /// announces it inactive. Also this node's own subscriptions, when other
+    /// nodes took it for dead while it was cut off: announced active again.
     ///
     /// # Errors
     /// When the cluster cannot be reached.
-    fn reap(&self) -> LogFuture<'_, Vec<SubscriptionInfo>>;
+    fn reap(&self) -> LogFuture<'_, Reaped>;
+}
+
+/// What [`Presence::reap`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reaped {
+    /// Subscriptions of dead nodes, to announce inactive.
+    pub gone: Vec<SubscriptionInfo>,
+    /// This node's subscriptions that were announced inactive while it was
+    /// cut off, to announce active again.
+    pub back: Vec<SubscriptionInfo>,
 }
 
 /// Presence of a hub that is alone: nothing beyond its own subscriptions.
@@ -44,8 +55,8 @@ impl Presence for LocalPresence {
         Box::pin(async { Ok(Vec::new()) })
     }
 
-    fn reap(&self) -> LogFuture<'_, Vec<SubscriptionInfo>> {
-        Box::pin(async { Ok(Vec::new()) })
+    fn reap(&self) -> LogFuture<'_, Reaped> {
+        Box::pin(async { Ok(Reaped::default()) })
     }
 }
 

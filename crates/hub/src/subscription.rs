@@ -423,10 +423,14 @@ impl Stream for Subscription {
 
 impl Subscription {
     fn accept_page(&mut self, entries: Vec<Arc<Entry>>) {
-        if entries.len() < crate::hub::PAGE {
+        // A page read while the log was reset under this node may belong to
+        // another history: drop it, and let the stream end with the reason.
+        if entries.len() < crate::hub::PAGE || self.subscriber.is_reset() {
             self.catching_up = false;
         }
-        self.page = entries.into();
+        if !self.subscriber.is_reset() {
+            self.page = entries.into();
+        }
     }
 }
 

@@ -109,8 +109,17 @@ async fn fill_recent(shared: &Shared, start: u64) {
         let Some(newest) = page.last().map(|e| e.position) else {
             break;
         };
-        // Held positions are consecutive, so the window is too.
-        window.extend(page.into_iter().filter(|e| e.position <= start));
+        for entry in page.into_iter().filter(|e| e.position <= start) {
+            // The window must hold consecutive positions (pages are found
+            // in it by arithmetic): keep only what follows a hole.
+            if window
+                .back()
+                .is_some_and(|b: &Arc<Entry>| b.position + 1 != entry.position)
+            {
+                window.clear();
+            }
+            window.push_back(entry);
+        }
         after = newest;
     }
     let id = window
@@ -185,6 +194,9 @@ fn reset(shared: &Shared, after: u64, reason: &str) {
         .unwrap_or_else(|e| e.into_inner()) = Arc::from(reason.replace(['\r', '\n'], " "));
     {
         let index = shared.index();
+        shared
+            .resets
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *index.head() = Head {
             position: after,
             id: None,

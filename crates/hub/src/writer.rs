@@ -44,13 +44,16 @@ async fn commit(shared: &Shared, batch: &mut Vec<Pending>) {
     let timeout = shared.config.publish_timeout;
     let mut entries = Vec::with_capacity(batch.len());
     let mut waiting = Vec::with_capacity(batch.len());
+    // The batch may run until its latest deadline: each publisher stops
+    // waiting at its own (`Hub::publish`), so one publish that waited long in
+    // the queue never shortens the others' time, nor they its.
     let mut deadline = None::<Instant>;
     for pending in batch.drain(..) {
         if pending.deadline <= now {
             answer(pending.ack, Err(Error::Timeout(timeout)));
             continue;
         }
-        deadline = Some(deadline.map_or(pending.deadline, |d| d.min(pending.deadline)));
+        deadline = Some(deadline.map_or(pending.deadline, |d| d.max(pending.deadline)));
         waiting.push((pending.entry.id.clone(), pending.ack));
         entries.push(pending.entry);
     }
@@ -85,10 +88,21 @@ async fn commit(shared: &Shared, batch: &mut Vec<Pending>) {
             }
         }
         Ok(Err(error)) => {
-            tracing::warn!(%error, updates = count, "the log refused a batch; its publishers are told");
+            tracing::warn!(%error, updates = count, "the log failed a batch; its publishers are told");
             metrics::counter!("tidings_publish_failures_total").increment(count as u64);
+            // A transient failure (a connection lost, a server gone slow) may
+            // have come after the log took the batch: say so.
+            let transient = error.is_transient();
             for (_, ack) in waiting {
-                answer(ack, Err(Error::Log(error.clone())));
+                let error = error.clone();
+                answer(
+                    ack,
+                    Err(if transient {
+                        Error::Unconfirmed(error)
+                    } else {
+                        Error::Log(error)
+                    }),
+                );
             }
         }
         Err(_) => {
@@ -108,9 +122,9 @@ fn answer(ack: Option<oneshot::Sender<Result<EventId>>>, result: Result<EventId>
     }
 }
 
-/// One task for all keep-alives (no timer per subscriber), the trimming of
-/// history that has grown too old while nothing was published, and the
-/// history gauges.
+/// One task for all keep-alives (no timer per subscriber). It never waits on
+/// the log, so a slow or unreachable log cannot delay a keep-alive (and have
+/// proxies drop idle streams): trimming and gauges are the janitor's.
 pub(crate) async fn run_ticker(shared: Weak<Shared>) {
     let (period, mut stopping) = match shared.upgrade() {
         Some(shared) => (shared.config.keep_alive, shared.stopping.subscribe()),
@@ -130,6 +144,26 @@ pub(crate) async fn run_ticker(shared: Weak<Shared>) {
         for subscriber in shared.index().subscribers() {
             subscriber.tick();
         }
+    }
+}
+
+/// Trims history that has grown too old while nothing was published, and
+/// sets the history gauges, once a keep-alive period.
+pub(crate) async fn run_janitor(shared: Weak<Shared>) {
+    let (period, mut stopping) = match shared.upgrade() {
+        Some(shared) => (shared.config.keep_alive, shared.stopping.subscribe()),
+        None => return,
+    };
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         if let Err(error) = shared.log.trim(now_ms()).await {
             tracing::debug!(%error, "cannot trim history now");
         }
@@ -158,15 +192,24 @@ pub(crate) async fn run_reaper(shared: Weak<Shared>) {
             return;
         };
         match shared.presence.reap().await {
-            Ok(gone) => {
-                if !gone.is_empty() {
+            Ok(reaped) => {
+                if !reaped.gone.is_empty() {
                     tracing::info!(
-                        subscriptions = gone.len(),
+                        subscriptions = reaped.gone.len(),
                         "announcing the subscriptions of a dead node inactive"
                     );
                 }
-                for info in gone {
+                for info in reaped.gone {
                     shared.announce(&info, false).await;
+                }
+                if !reaped.back.is_empty() {
+                    tracing::warn!(
+                        subscriptions = reaped.back.len(),
+                        "this node was taken for dead while cut off from Redis; announcing its subscriptions active again"
+                    );
+                }
+                for info in reaped.back {
+                    shared.announce(&info, true).await;
                 }
             }
             Err(error) => tracing::debug!(%error, "cannot look for dead nodes now"),

@@ -187,7 +187,7 @@ async fn redis_unreachable_refuses_publishes_in_bounded_time_and_streams_survive
     let started = tokio::time::Instant::now();
     let refused = hub.publish(Update::new("t", "2").id("2")).await;
     assert!(
-        matches!(refused, Err(Error::Timeout(_) | Error::Log(_))),
+        matches!(refused, Err(Error::Timeout(_) | Error::Unconfirmed(_))),
         "{refused:?}"
     );
     assert!(
@@ -343,4 +343,88 @@ async fn a_log_that_goes_back_in_time_ends_streams_with_a_reason() {
         next_ids(&mut resumed, 4).await,
         strings(&["1", "2", "3", "after"])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_that_grew_past_the_cursor_is_found_by_its_ids() {
+    let server = RedisServer::start(false);
+    let hub = node(&server, "regrown");
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    for i in 1..=5 {
+        hub.publish(Update::new("t", "x").id(i.to_string()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(next_ids(&mut sub, 5).await.len(), 5);
+    // At once, as a new primary that lacked 4 and 5 and took three other
+    // updates before this node looked: positions 4..=6, other ids.
+    let regrow = r#"
+        redis.call('XDEL', KEYS[1], '4-0', '5-0')
+        redis.call('HDEL', KEYS[2], '4', '5')
+        redis.call('XSETID', KEYS[1], '3-0')
+        for i, id in ipairs({'n4', 'n5', 'n6'}) do
+            local frame = 'id: ' .. id .. '\ndata: new\n\n'
+            redis.call('XADD', KEYS[1], (3 + i) .. '-0', 'id', id, 't', '1', 'n', '40',
+                'p', '0', 'topics', '["t"]', 'frame', frame)
+            redis.call('HSET', KEYS[2], id, 3 + i)
+        end
+        redis.call('HSET', KEYS[3], 'last', 6)
+        return 1"#;
+    let reply = server.command(&[
+        "EVAL",
+        regrow,
+        "3",
+        "{regrown}:log",
+        "{regrown}:ids",
+        "{regrown}:meta",
+    ]);
+    assert_eq!(reply.as_deref(), Some(":1"));
+    let last = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("the stream ends within the wait")
+        .expect("a last frame says why");
+    let text = String::from_utf8_lossy(&last).into_owned();
+    assert!(text.contains("went back from update 5 to 3"), "{text}");
+    // The node goes on from where the histories part: a new subscriber from
+    // the start sees the new primary's history, and the lost id is a gap.
+    let mut resumed = hub
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id("5"))
+        .await
+        .unwrap();
+    assert!(resumed.missed_history());
+    assert_eq!(
+        next_ids(&mut resumed, 6).await,
+        strings(&["1", "2", "3", "n4", "n5", "n6"])
+    );
+    hub.caught_up().await.unwrap();
+    assert_eq!(
+        hub.last_event_id(),
+        "n6",
+        "the tail delivered the new history"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_no_node_can_read_is_skipped_with_a_reason_not_a_stall() {
+    let server = RedisServer::start(false);
+    let hub = node(&server, "foreign");
+    hub.publish(Update::new("t", "x").id("1")).await.unwrap();
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    // Another program writes into the log: a position, but no update.
+    for command in [
+        &["XADD", "{foreign}:log", "2-0", "junk", "1"][..],
+        &["HSET", "{foreign}:meta", "last", "2"],
+    ] {
+        assert!(server.command(command).is_some());
+    }
+    let last = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("the stream ends within the wait")
+        .expect("a last frame says why");
+    let text = String::from_utf8_lossy(&last).into_owned();
+    assert!(text.contains("update 2 in Redis cannot be read"), "{text}");
+    // Publishing and fan-out go on after it.
+    let mut after = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    hub.publish(Update::new("t", "x").id("3")).await.unwrap();
+    assert_eq!(next_event(&mut after).await.0, "3");
 }

@@ -236,6 +236,12 @@ impl Config {
         if self.publish_timeout.is_zero() {
             return Err("publish-timeout must be longer than 0s".into());
         }
+        if self.keep_alive.is_zero() {
+            return Err(
+                "keep-alive must be longer than 0s (it is how often idle streams get a comment)"
+                    .into(),
+            );
+        }
         if self.redis.node_timeout < Duration::from_secs(1) {
             return Err("redis node-timeout must be at least 1s".into());
         }

@@ -92,9 +92,11 @@ impl From<tidings_hub::Error> for ApiError {
             Error::DuplicateId(_) => StatusCode::CONFLICT,
             // The log is down, slow or not reached yet, or the hub stops:
             // a later attempt may succeed.
-            Error::Log(_) | Error::Timeout(_) | Error::NotReady(_) | Error::Closed => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::Log(_)
+            | Error::Unconfirmed(_)
+            | Error::Timeout(_)
+            | Error::NotReady(_)
+            | Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         let retry = matches!(status, StatusCode::SERVICE_UNAVAILABLE).then_some(1);

@@ -59,24 +59,70 @@ pub(super) fn entries(reply: Value) -> Result<Vec<Arc<Entry>>, Malformed> {
     }
 }
 
-/// The entries of an `XREAD` reply on one stream: nil when it timed out.
-pub(super) fn read_reply(reply: Value) -> Result<Vec<Arc<Entry>>, Malformed> {
-    match reply {
-        Value::Nil => Ok(Vec::new()),
+/// An entry of the stream that cannot be read as an update.
+#[derive(Debug)]
+pub(super) struct BadEntry {
+    /// Its position, when at least its stream id is one (`N-0`).
+    pub(super) position: Option<u64>,
+    pub(super) why: String,
+}
+
+/// The entries of an `XREAD` reply on one stream (nil when it timed out),
+/// each on its own: one unreadable entry must not hide the others.
+pub(super) fn read_reply(reply: Value) -> Result<Vec<Result<Arc<Entry>, BadEntry>>, Malformed> {
+    let items = match reply {
+        Value::Nil => return Ok(Vec::new()),
         // RESP2: [[key, entries]]
         Value::Array(mut streams) => match streams.pop() {
-            Some(Value::Array(mut stream)) if stream.len() == 2 => {
-                entries(stream.pop().unwrap_or(Value::Nil))
-            }
-            None => Ok(Vec::new()),
-            Some(other) => Err(malformed(format!("unexpected XREAD stream {other:?}"))),
+            Some(Value::Array(mut stream)) if stream.len() == 2 => stream.pop(),
+            None => return Ok(Vec::new()),
+            Some(other) => return Err(malformed(format!("unexpected XREAD stream {other:?}"))),
         },
         // RESP3: {key: entries}
-        Value::Map(mut streams) => match streams.pop() {
-            Some((_, stream)) => entries(stream),
-            None => Ok(Vec::new()),
+        Value::Map(mut streams) => streams.pop().map(|(_, stream)| stream),
+        other => return Err(malformed(format!("unexpected XREAD reply {other:?}"))),
+    };
+    match items {
+        None | Some(Value::Nil) => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items
+            .into_iter()
+            .map(|item| {
+                let position = stream_id(&item).and_then(|id| position(id).ok());
+                entry(item)
+                    .map(Arc::new)
+                    .map_err(|e| BadEntry { position, why: e.0 })
+            })
+            .collect()),
+        Some(other) => Err(malformed(format!("expected stream entries, got {other:?}"))),
+    }
+}
+
+/// The stream id of an entry `[id, fields]`, if it has that shape.
+fn stream_id(item: &Value) -> Option<&[u8]> {
+    match item {
+        Value::Array(parts) => match parts.first() {
+            Some(Value::BulkString(id)) => Some(id),
+            _ => None,
         },
-        other => Err(malformed(format!("unexpected XREAD reply {other:?}"))),
+        _ => None,
+    }
+}
+
+/// The event id of the single entry of an `XRANGE p p` reply, if any.
+pub(super) fn single_id(reply: &Value) -> Option<String> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    let Value::Array(parts) = items.first()? else {
+        return None;
+    };
+    let Value::Array(fields) = parts.get(1)? else {
+        return None;
+    };
+    // Fields in XADD order: `id` first.
+    match (fields.first(), fields.get(1)) {
+        (Some(Value::BulkString(name)), Some(value)) if name == b"id" => text(value),
+        _ => None,
     }
 }
 
@@ -211,6 +257,30 @@ mod tests {
         assert!(error.0.contains("frame"), "{}", error.0);
         assert!(entries(Value::Int(3)).is_err());
         assert!(read_reply(Value::Array(vec![Value::Int(1)])).is_err());
+        // In a read, a bad entry is reported on its own, with its position.
+        let good = stream_entry(
+            b"2-0",
+            &[
+                (b"id", b"i"),
+                (b"t", b"1"),
+                (b"topics", b"[]"),
+                (b"frame", b"data: x\n\n"),
+            ],
+        );
+        let bad = stream_entry(b"3-0", &[(b"id", b"j")]);
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk(b"{t}:log"),
+            Value::Array(vec![good, bad]),
+        ])]);
+        let read = read_reply(reply).unwrap();
+        assert!(read[0].is_ok());
+        assert!(matches!(
+            &read[1],
+            Err(BadEntry {
+                position: Some(3),
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -230,9 +300,9 @@ mod tests {
             bulk(b"{t}:log"),
             Value::Array(vec![one()]),
         ])]);
-        assert_eq!(read_reply(resp2).unwrap()[0].position, 3);
+        assert_eq!(read_reply(resp2).unwrap()[0].as_ref().unwrap().position, 3);
         let resp3 = Value::Map(vec![(bulk(b"{t}:log"), Value::Array(vec![one()]))]);
-        assert_eq!(read_reply(resp3).unwrap()[0].position, 3);
+        assert_eq!(read_reply(resp3).unwrap()[0].as_ref().unwrap().position, 3);
         assert!(read_reply(Value::Nil).unwrap().is_empty());
     }
 }

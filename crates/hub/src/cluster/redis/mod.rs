@@ -110,6 +110,13 @@ impl Keys {
     }
 }
 
+/// The publish script's text, sent with every publish pipeline (see
+/// `RedisLog::append_all`).
+const PUBLISH: &str = concat!(
+    include_str!("lua/trim.lua"),
+    include_str!("lua/publish.lua")
+);
+
 /// The scripts, hashed once; loaded on the first `NOSCRIPT`.
 #[derive(Debug)]
 struct Scripts {
@@ -124,10 +131,7 @@ struct Scripts {
 impl Scripts {
     fn new() -> Scripts {
         Scripts {
-            publish: Script::new(concat!(
-                include_str!("lua/trim.lua"),
-                include_str!("lua/publish.lua")
-            )),
+            publish: Script::new(PUBLISH),
             trim: Script::new(concat!(
                 include_str!("lua/trim.lua"),
                 include_str!("lua/trim_log.lua")

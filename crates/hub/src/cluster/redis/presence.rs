@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use super::Redis;
 use super::entry;
 use crate::log::{LogError, LogFuture};
-use crate::presence::{Presence, SubscriptionInfo};
+use crate::presence::{Presence, Reaped, SubscriptionInfo};
 
 /// Fields written per `HSET` when rewriting a whole hash.
 const REWRITE_CHUNK: usize = 500;
@@ -46,6 +46,11 @@ struct Book {
     dirty: HashSet<u64>,
     /// The stored hash cannot be trusted: write it whole.
     rewrite: bool,
+    /// A heartbeat went through at least once.
+    beaten: bool,
+    /// Another node claimed this one while it was cut off: its
+    /// subscriptions were announced inactive and must be announced again.
+    revived: bool,
 }
 
 /// This node's own heartbeats, so that it judges others only when it can
@@ -156,14 +161,24 @@ impl Presence for RedisPresence {
         })
     }
 
-    fn reap(&self) -> LogFuture<'_, Vec<SubscriptionInfo>> {
+    fn reap(&self) -> LogFuture<'_, Reaped> {
         Box::pin(async move {
             let redis = &self.redis;
-            let mut gone = Vec::new();
+            let mut reaped = Reaped::default();
+            {
+                let mut book = self.state.book();
+                if std::mem::take(&mut book.revived) {
+                    reaped.back = book
+                        .current
+                        .values()
+                        .filter_map(|json| serde_json::from_str(json).ok())
+                        .collect();
+                }
+            }
             // Only a node heard on time for a whole node timeout may judge:
             // any node alive meanwhile has sent a heartbeat since.
             if !self.state.beats().steady_for(redis.options.node_timeout) {
-                return Ok(gone);
+                return Ok(reaped);
             }
             for node in self.nodes("dead").await? {
                 if *node == *redis.node {
@@ -179,14 +194,16 @@ impl Presence for RedisPresence {
                     .await
                     .map_err(|e| redis.error("claiming a dead node", e))?;
                 let infos = infos(&claimed);
-                tracing::info!(
-                    node,
-                    subscriptions = infos.len(),
-                    "a node stopped its heartbeat; this node announces its subscriptions inactive"
-                );
-                gone.extend(infos);
+                if !infos.is_empty() {
+                    tracing::info!(
+                        node,
+                        subscriptions = infos.len(),
+                        "a node stopped its heartbeat; this node announces its subscriptions inactive"
+                    );
+                }
+                reaped.gone.extend(infos);
             }
-            Ok(gone)
+            Ok(reaped)
         })
     }
 }
@@ -231,10 +248,14 @@ async fn write(redis: &Redis, state: &State, heartbeat: bool) -> Result<(), LogE
             .beats()
             .record(added.is_ok(), redis.options.node_timeout / 3);
         let added = added.map_err(|e| redis.error("sending the heartbeat", e))?;
+        let mut book = state.book();
         if entry::integer(&added) == Some(1) {
             // New, or reaped while cut off: the stored hash is gone.
-            state.book().rewrite = true;
+            book.rewrite = true;
+            book.revived |= book.beaten;
         }
+        book.beaten = true;
+        drop(book);
     }
     let mut pipe = redis::pipe();
     {
