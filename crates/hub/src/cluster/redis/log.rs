@@ -9,9 +9,15 @@ use super::tail::RedisTail;
 use super::{Redis, RedisOptions};
 use crate::log::{Appended, Entry, Located, Log, LogError, LogFuture, LogStats, Tail};
 
-/// Entries one publish script may evict besides appending its own: enough to
-/// keep up with any count limit, small enough that a script stays short.
+/// Entries one publish script may evict per update it stores: enough to keep
+/// up with any count limit, small enough that a script stays short.
 const TRIM_PER_PUBLISH: u32 = 4;
+
+/// Updates per publish script call. One call is atomic and holds Redis for
+/// its length (about 0.2 ms for 64); a writer batch pipelines several. The
+/// per-call cost (script lookup, the epoch check, the trim) is shared by the
+/// chunk: see BENCHMARKS.md, "publishes through the script".
+const PER_CALL: usize = 64;
 
 /// Entries one trim call may evict (the ticker calls it every keep-alive).
 const TRIM_PER_CALL: u32 = 1000;
@@ -110,32 +116,43 @@ impl RedisLog {
         ))
     }
 
-    /// The publish script's arguments for `entry`.
-    fn publish_call(&self, pipe: &mut redis::Pipeline, epoch: &str, entry: &Entry, now_ms: u64) {
+    /// One publish script call for the entries at `chunk`.
+    fn publish_call(
+        &self,
+        pipe: &mut redis::Pipeline,
+        epoch: &str,
+        entries: &[Entry],
+        chunk: &[usize],
+        now_ms: u64,
+    ) {
         let redis = &self.redis;
         let retention = &redis.options.retention;
         let bound = |b: Option<u64>| b.map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX));
         let min_t = retention.max_age.map_or(-1, |age| {
             now_ms.saturating_sub(age.as_millis() as u64) as i64
         });
-        let (t, n, p, topics) = entry::fields(entry);
-        pipe.cmd("EVALSHA")
+        let call = pipe
+            .cmd("EVALSHA")
             .arg(redis.scripts.publish.get_hash())
             .arg(3)
             .arg(&redis.keys.log)
             .arg(&redis.keys.ids)
             .arg(&redis.keys.meta)
             .arg(epoch)
-            .arg(&*entry.id)
-            .arg(t)
-            .arg(n)
-            .arg(p)
-            .arg(topics)
-            .arg(&entry.frame[..])
             .arg(bound(retention.max_count))
             .arg(bound(retention.max_bytes))
             .arg(min_t)
             .arg(TRIM_PER_PUBLISH);
+        for &i in chunk {
+            let entry = &entries[i];
+            let (t, n, p, topics) = entry::fields(entry);
+            call.arg(&*entry.id)
+                .arg(t)
+                .arg(n)
+                .arg(p)
+                .arg(topics)
+                .arg(&entry.frame[..]);
+        }
     }
 
     async fn append_all(&self, entries: Vec<Entry>) -> Result<Vec<Appended>, LogError> {
@@ -150,49 +167,57 @@ impl RedisLog {
         // A retry after loading the scripts, and one after learning a new
         // epoch: never more, so a persistent failure is reported at once.
         for _ in 0..3 {
-            // SCRIPT LOAD first (cheap when Redis has it: a hash of 2 KB per
-            // batch): then no EVALSHA of this pipeline can meet NOSCRIPT, so
-            // none can fail while a later one succeeds, which would store the
-            // batch out of order on the retry.
+            let chunks: Vec<&[usize]> = todo.chunks(PER_CALL).collect();
+            // With several calls, SCRIPT LOAD first (cheap when Redis has it:
+            // a hash of 3 KB per batch): then no EVALSHA of this pipeline can
+            // meet NOSCRIPT while a later one succeeds, which would store the
+            // batch out of order on the retry. One call alone fails whole.
+            let load_first = chunks.len() > 1;
             let mut pipe = redis::pipe();
-            pipe.cmd("SCRIPT").arg("LOAD").arg(super::PUBLISH);
-            for &i in &todo {
-                self.publish_call(&mut pipe, &epoch, &entries[i], now_ms);
+            if load_first {
+                pipe.cmd("SCRIPT").arg("LOAD").arg(super::PUBLISH);
+            }
+            for chunk in &chunks {
+                self.publish_call(&mut pipe, &epoch, &entries, chunk, now_ms);
             }
             let mut replies: Vec<Value> = pipe
                 .ignore_errors()
                 .query_async(&mut redis.conn.clone())
                 .await
                 .map_err(|e| redis.error("publishing", e))?;
-            if replies.len() != todo.len() + 1 {
+            let commands = chunks.len() + usize::from(load_first);
+            if replies.len() != commands {
                 return Err(LogError::Io(format!(
-                    "Redis at {} answered {} replies to {} commands",
+                    "Redis at {} answered {} replies to {commands} commands",
                     redis.target,
                     replies.len(),
-                    todo.len() + 1
                 )));
             }
-            replies.remove(0);
+            if load_first {
+                replies.remove(0);
+            }
             let (mut retry, mut load, mut new_epoch) = (Vec::new(), false, false);
-            for (&i, reply) in todo.iter().zip(replies) {
-                outcome[i] = match reply {
-                    Value::Int(0) => Some(Appended::DuplicateId),
-                    Value::Int(position) if position > 0 => Some(Appended::At(position as u64)),
+            for (chunk, reply) in chunks.iter().zip(replies) {
+                match reply {
+                    Value::Array(items) => self.read_outcome(chunk, &items, &mut outcome),
                     Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::NoScript) => {
                         load = true;
-                        retry.push(i);
-                        None
+                        retry.extend_from_slice(chunk);
                     }
                     Value::ServerError(e) if e.code() == "TIDINGS_EPOCH" => {
                         new_epoch = true;
-                        retry.push(i);
-                        None
+                        retry.extend_from_slice(chunk);
                     }
-                    other => Some(Appended::Refused(Arc::from(format!(
-                        "Redis at {} refused the update: {other:?}",
-                        redis.target
-                    )))),
-                };
+                    other => {
+                        let why: Arc<str> = Arc::from(format!(
+                            "Redis at {} refused the update: {other:?}",
+                            redis.target
+                        ));
+                        for &i in *chunk {
+                            outcome[i] = Some(Appended::Refused(why.clone()));
+                        }
+                    }
+                }
             }
             if retry.is_empty() {
                 break;
@@ -215,6 +240,22 @@ impl RedisLog {
                 })
             })
             .collect())
+    }
+
+    /// What one publish script call said of each update of its chunk.
+    fn read_outcome(&self, chunk: &[usize], items: &[Value], outcome: &mut [Option<Appended>]) {
+        let refusal = items.get(chunk.len()).and_then(entry::text);
+        for (k, &i) in chunk.iter().enumerate() {
+            outcome[i] = Some(match items.get(k).and_then(entry::integer) {
+                Some(0) => Appended::DuplicateId,
+                Some(position) if position > 0 => Appended::At(position as u64),
+                _ => Appended::Refused(Arc::from(format!(
+                    "Redis at {} refused the update: {}",
+                    self.redis.target,
+                    refusal.as_deref().unwrap_or("no reason given")
+                ))),
+            });
+        }
     }
 
     async fn read(&self, after: u64, max: usize) -> Result<Vec<Arc<Entry>>, LogError> {
