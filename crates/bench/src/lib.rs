@@ -107,7 +107,8 @@ pub enum PublishFormat {
 /// Where and how to publish.
 #[derive(Debug, Clone)]
 pub struct Publish {
-    target: Target,
+    /// Where publishers connect: publisher `p` takes `targets[p % len]`.
+    targets: Vec<Target>,
     format: PublishFormat,
 }
 
@@ -118,15 +119,27 @@ impl Publish {
     /// If the URL is not an `http://` URL.
     pub fn new(url: &str, format: PublishFormat) -> Result<Publish, BenchError> {
         Ok(Publish {
-            target: Target::parse(url)?,
+            targets: vec![Target::parse(url)?],
             format,
         })
+    }
+
+    /// Also publishes to `url`: publishing connections take the URLs in turn,
+    /// the nodes of a cluster, say.
+    ///
+    /// # Errors
+    /// If the URL is not an `http://` URL.
+    pub fn also(mut self, url: &str) -> Result<Publish, BenchError> {
+        self.targets.push(Target::parse(url)?);
+        Ok(self)
     }
 
     /// Sends `Authorization: Bearer <token>` with every publish.
     #[must_use]
     pub fn token(mut self, token: &str) -> Publish {
-        self.target.extra_headers = format!("Authorization: Bearer {token}\r\n");
+        for target in &mut self.targets {
+            target.extra_headers = format!("Authorization: Bearer {token}\r\n");
+        }
         self
     }
 }
@@ -134,7 +147,8 @@ impl Publish {
 /// What to run. Every field documents its default.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
-    subscribe: Target,
+    /// Where subscribers connect: subscriber `n` takes `subscribe[n % len]`.
+    subscribe: Vec<Target>,
     /// Where to publish; `None` only measures idle connections.
     pub publish: Option<Publish>,
     /// Subscribers to open. Default: 100.
@@ -158,13 +172,23 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
+    /// Also subscribes to `url`: subscribers take the URLs in turn, the
+    /// nodes of a cluster, say.
+    ///
+    /// # Errors
+    /// If the URL is not an `http://` URL.
+    pub fn also_subscribe(&mut self, url: &str) -> Result<(), BenchError> {
+        self.subscribe.push(Target::parse(url)?);
+        Ok(())
+    }
+
     /// A benchmark of subscribers to `subscribe_url`.
     ///
     /// # Errors
     /// If the URL is not an `http://` URL.
     pub fn new(subscribe_url: &str) -> Result<BenchConfig, BenchError> {
         Ok(BenchConfig {
-            subscribe: Target::parse(subscribe_url)?,
+            subscribe: vec![Target::parse(subscribe_url)?],
             publish: None,
             subscribers: 100,
             updates: 1000,
@@ -238,7 +262,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
     let mut connecting = Vec::with_capacity(config.subscribers);
     for n in 0..config.subscribers {
-        let mut target = config.subscribe.clone();
+        let mut target = config.subscribe[n % config.subscribe.len()].clone();
         // `{n}` in the URL becomes the subscriber's number: one topic each.
         target.path_and_query = target
             .path_and_query
@@ -278,7 +302,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             let share = config.updates / publishers + usize::from(p < config.updates % publishers);
             let rate = f64::from(config.rate.max(1)) / publishers as f64;
             let (target, format, payload) = (
-                publish.target.clone(),
+                publish.targets[p % publish.targets.len()].clone(),
                 publish.format.clone(),
                 config.payload,
             );

@@ -17,13 +17,16 @@ use tidings_bench::{BenchConfig, Publish, PublishFormat};
 pub(crate) struct Args {
     /// The subscription URL (http://…, the full query included); `{n}` in it
     /// becomes each subscriber's number, e.g. `?topic=user/{n}` for a topic each.
-    url: String,
+    /// Several URLs (the nodes of a cluster) are taken in turn.
+    #[arg(required = true, num_args = 1..)]
+    url: Vec<String>,
     /// Subscribers to open.
     #[arg(long, short = 'n', default_value_t = 100)]
     subscribers: usize,
     /// Where to POST updates; without it only idle connections are measured.
+    /// Repeat it to spread publishing connections over several nodes.
     #[arg(long)]
-    publish_url: Option<String>,
+    publish_url: Vec<String>,
     /// Publish as Mercure form fields on this topic (otherwise the data is the raw body).
     #[arg(long)]
     topic: Option<String>,
@@ -54,7 +57,10 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut config = BenchConfig::new(&args.url)?;
+    let mut config = BenchConfig::new(&args.url[0])?;
+    for url in &args.url[1..] {
+        config.also_subscribe(url)?;
+    }
     config.subscribers = args.subscribers;
     config.updates = args.updates;
     config.rate = args.rate;
@@ -62,12 +68,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.server_pids = args.server_pid;
     config.publishers = args.publishers;
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
-    if let Some(url) = &args.publish_url {
+    if let Some(url) = args.publish_url.first() {
         let format = match args.topic {
             Some(topic) => PublishFormat::Mercure { topic },
             None => PublishFormat::Raw,
         };
         let mut publish = Publish::new(url, format)?;
+        for url in &args.publish_url[1..] {
+            publish = publish.also(url)?;
+        }
         if let Some(token) = &args.token {
             publish = publish.token(token);
         }

@@ -444,3 +444,69 @@ async fn a_killed_tail_connection_reconnects_from_its_cursor_and_loses_nothing()
     let log = nodes[0].log();
     assert!(log.contains("the tail lost the log"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidings_bench_spreads_subscribers_and_publishers_over_the_nodes() {
+    let redis = RedisServer::start(false);
+    let client = client();
+    let nodes = cluster(&redis, "bench", 2, &[], &client).await;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+    command.arg("bench");
+    for node in &nodes {
+        command.arg(format!("{}/.well-known/mercure?topic=bench", node.url));
+    }
+    for node in &nodes {
+        command
+            .arg("--publish-url")
+            .arg(format!("{}/.well-known/mercure", node.url));
+    }
+    let output = command
+        .args([
+            "-n",
+            "10",
+            "--topic",
+            "bench",
+            "--updates",
+            "40",
+            "--rate",
+            "400",
+        ])
+        .args([
+            "--publishers",
+            "2",
+            "--json",
+            "--token",
+            &harness::publisher(),
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    assert!(output.status.success(), "{report}");
+    assert_eq!(report["deliveries"], 400, "{report}");
+    assert_eq!(report["lost"], 0);
+    // Both nodes had subscribers (5 each) and took publishes.
+    for node in &nodes {
+        let metrics = client
+            .get(format!("{}/metrics", node.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let counter = |name: &str| {
+            metrics
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        assert!(
+            counter("tidings_updates_published_total") > 0.0,
+            "{metrics}"
+        );
+        assert_eq!(counter("tidings_deliveries_total"), 200.0, "{metrics}");
+    }
+}
