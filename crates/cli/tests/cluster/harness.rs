@@ -62,6 +62,11 @@ impl Node {
     /// Starts a node on `redis` with `prefix` and extra flags, and waits for
     /// its banner (not for readiness: see [`Node::wait_ready`]).
     pub(crate) fn start(redis: &RedisServer, prefix: &str, extra: &[&str]) -> Node {
+        Node::start_on(&redis.url(), prefix, extra, &[])
+    }
+
+    /// Starts a node on the Redis at `url`, with extra flags and environment.
+    pub(crate) fn start_on(url: &str, prefix: &str, extra: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
@@ -71,10 +76,11 @@ impl Node {
             }
         }
         let mut child = command
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
-            .args(["--redis", &redis.url(), "--redis-prefix", prefix])
+            .args(["--redis", url, "--redis-prefix", prefix])
             .args(["--jwt-key", SECRET, "--anonymous", "--keep-alive", "1s"])
             .args(["--publish-timeout", "2s"])
             .args(extra)

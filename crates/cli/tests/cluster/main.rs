@@ -510,3 +510,110 @@ async fn tidings_bench_spreads_subscribers_and_publishers_over_the_nodes() {
         assert_eq!(counter("tidings_deliveries_total"), 200.0, "{metrics}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_while_redis_is_down_is_ready_once_redis_comes() {
+    let mut redis = RedisServer::start(true);
+    redis.stop();
+    let client = client();
+    let node = Node::start(&redis, "late", &[]);
+    let ready = client
+        .get(format!("{}/readyz", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let why = ready.text().await.unwrap();
+    assert!(why.contains("not been reached"), "{why}");
+    let (status, body) = publish(&client, &node.url, &[("topic", "t"), ("data", "x")])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    redis.restart();
+    node.wait_ready(&client).await;
+    let subscriber = Collector::start(vec![node.url.clone()], "topic=t", None);
+    opened(&[&subscriber]).await;
+    let (status, id) = publish(&client, &node.url, &[("topic", "t"), ("data", "x")])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{id}");
+    assert_eq!(
+        subscriber.finish(&HashSet::from([id.clone()])).await.ids,
+        [id]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_password_in_the_url_verifies_the_server_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let (ca_file, cert_file, key_file) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    );
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let redis = RedisServer::start_with(redis_server::Settings {
+        password: Some("s3cret".into()),
+        tls: Some((cert_file, key_file)),
+        ..redis_server::Settings::default()
+    });
+    let port = redis.tls_port.unwrap();
+    let client = client();
+    // The server's certificate is checked against the trusted roots, here
+    // the test's CA (rustls-native-certs reads SSL_CERT_FILE).
+    let trust = [("SSL_CERT_FILE", ca_file.to_str().unwrap())];
+    let url = format!("rediss://:s3cret@localhost:{port}/0");
+    let node = Node::start_on(&url, "tls", &[], &trust);
+    node.wait_ready(&client).await;
+    let banner_url = node.log();
+    assert!(
+        !banner_url.contains("s3cret"),
+        "the password is never logged"
+    );
+    let (status, id) = publish(&client, &node.url, &[("topic", "t"), ("data", "x")])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{id}");
+    assert_eq!(redis.command(&["XLEN", "{tls}:log"]).as_deref(), Some(":1"));
+    // A wrong password, or an untrusted certificate: not ready, saying why.
+    for (bad_url, env, says) in [
+        (
+            format!("rediss://:wrong@localhost:{port}/0"),
+            &trust[..],
+            "refused the credentials",
+        ),
+        (url.clone(), &[][..], "certificate"),
+    ] {
+        let node = Node::start_on(&bad_url, "tls", &[], env);
+        let why = wait_for(|| async {
+            let reply = client
+                .get(format!("{}/readyz", node.url))
+                .send()
+                .await
+                .ok()?;
+            let text = reply.text().await.ok()?;
+            text.contains(says).then_some(text)
+        })
+        .await;
+        assert!(
+            why.is_some(),
+            "readyz names the cause ({says}); log:\n{}",
+            node.log()
+        );
+        assert!(
+            !why.unwrap().contains("wrong"),
+            "no password in the message"
+        );
+    }
+}

@@ -20,8 +20,22 @@ pub(crate) struct RedisServer {
     child: Option<Child>,
     pub(crate) port: u16,
     dir: tempfile::TempDir,
-    persistent: bool,
+    settings: Settings,
+    /// The TLS port, when started with TLS (the plain port stays, for the
+    /// harness's own commands).
+    pub(crate) tls_port: Option<u16>,
     paused: bool,
+}
+
+/// How to start one.
+#[derive(Clone, Default)]
+pub(crate) struct Settings {
+    /// Every write in the append-only file before it is acknowledged.
+    pub(crate) persistent: bool,
+    /// `requirepass`.
+    pub(crate) password: Option<String>,
+    /// PEM files of a certificate and its key: also listen with TLS.
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl RedisServer {
@@ -29,12 +43,21 @@ impl RedisServer {
     /// before it is acknowledged (`appendfsync always`), so a restart keeps
     /// everything; without, a restart loses everything (a new epoch).
     pub(crate) fn start(persistent: bool) -> RedisServer {
+        RedisServer::start_with(Settings {
+            persistent,
+            ..Settings::default()
+        })
+    }
+
+    /// Starts one with these settings.
+    pub(crate) fn start_with(settings: Settings) -> RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
                 port: free_port(),
                 dir: tempfile::tempdir().expect("a temp dir for redis-server"),
-                persistent,
+                tls_port: settings.tls.as_ref().map(|_| free_port()),
+                settings: settings.clone(),
                 paused: false,
             };
             if server.spawn() {
@@ -55,10 +78,21 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log);
-        if self.persistent {
+        if self.settings.persistent {
             command.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
             command.args(["--appendonly", "no"]);
+        }
+        if let Some(password) = &self.settings.password {
+            command.args(["--requirepass", password]);
+        }
+        if let (Some((cert, key)), Some(port)) = (&self.settings.tls, self.tls_port) {
+            command
+                .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key);
         }
         let child = command
             .stdin(Stdio::null())
@@ -85,9 +119,12 @@ impl RedisServer {
         );
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    /// `redis://127.0.0.1:PORT/0` (with the password, if any).
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.settings.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
     }
 
     /// What the server logged.
@@ -109,13 +146,25 @@ impl RedisServer {
     pub(crate) fn command(&self, args: &[&str]) -> Option<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        let encode = |args: &[&str]| {
+            let mut request = format!("*{}\r\n", args.len());
+            for arg in args {
+                request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+            }
+            request
+        };
+        let mut request = String::new();
+        if let Some(password) = &self.settings.password {
+            request.push_str(&encode(&["AUTH", password]));
         }
+        request.push_str(&encode(args));
         stream.write_all(request.as_bytes()).ok()?;
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
+        if self.settings.password.is_some() {
+            reader.read_line(&mut line).ok()?;
+            line.clear();
+        }
         reader.read_line(&mut line).ok()?;
         let line = line.trim_end().to_owned();
         // A bulk reply: read its body too.
@@ -125,6 +174,11 @@ impl RedisServer {
             return Some(String::from_utf8_lossy(&body[..len]).into_owned());
         }
         Some(line)
+    }
+
+    /// Whether it answers now.
+    pub(crate) fn is_up(&self) -> bool {
+        self.ping()
     }
 
     /// Stops the server (SIGTERM, then waits for it to exit).

@@ -194,6 +194,12 @@ impl Redis {
             || error.is_connection_dropped()
             || error.is_connection_refusal()
             || error.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading);
+        if error.kind() == ::redis::ErrorKind::AuthenticationFailed {
+            return LogError::Config(format!(
+                "Redis at {} refused the credentials of the URL ({doing}): {error}",
+                self.target
+            ));
+        }
         if transient {
             LogError::Unavailable {
                 what: format!("cannot reach Redis at {} ({doing})", self.target),
