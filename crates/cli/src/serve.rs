@@ -84,7 +84,8 @@ pub(crate) struct Args {
     #[arg(long, env = "TIDINGS_PUBLISH_TIMEOUT", value_parser = humantime::parse_duration)]
     publish_timeout: Option<Duration>,
     /// Run as one node of a cluster whose log is on this Redis:
-    /// redis://[:password@]host:port/db, or rediss:// for TLS [default: none].
+    /// redis://host:port/db (redis://:PASSWORD@host:port/db with a password),
+    /// or rediss:// for TLS [default: none].
     #[arg(
         long,
         env = "TIDINGS_REDIS",

@@ -70,3 +70,83 @@ fn flag_beats_environment_beats_file_beats_default() {
         format!("127.0.0.1:{from_file}")
     );
 }
+
+/// The banner's `cluster:` line of `tidings serve` with these arguments and
+/// environment (Redis need not run: the node starts and keeps retrying).
+fn cluster_line(args: &[&str], env: &[(&str, &str)]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-key",
+            "k",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .args(args)
+        .env_remove("TIDINGS_REDIS")
+        .env_remove("TIDINGS_REDIS_PREFIX")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.trim_start().starts_with("cluster:"))
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn redis_settings_come_from_file_environment_and_flags_in_that_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tidings.toml");
+    std::fs::write(
+        &file,
+        "[redis]\nurl = \"redis://127.0.0.1:1/1\"\nprefix = \"from-file\"\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let env = [
+        ("TIDINGS_REDIS", "redis://127.0.0.1:2/2"),
+        ("TIDINGS_REDIS_PREFIX", "from-env"),
+    ];
+    let line = cluster_line(&["--config", file], &[]);
+    assert!(
+        line.contains("redis://127.0.0.1:1/1") && line.contains("{from-file}"),
+        "{line}"
+    );
+    let line = cluster_line(&["--config", file], &env);
+    assert!(
+        line.contains("redis://127.0.0.1:2/2") && line.contains("{from-env}"),
+        "{line}"
+    );
+    let flags = [
+        "--config",
+        file,
+        "--redis",
+        "redis://127.0.0.1:3/3",
+        "--redis-prefix",
+        "from-flag",
+    ];
+    let line = cluster_line(&flags, &env);
+    assert!(
+        line.contains("redis://127.0.0.1:3/3") && line.contains("{from-flag}"),
+        "{line}"
+    );
+    // A password never reaches the banner.
+    let line = cluster_line(&["--redis", "redis://:hunter2@127.0.0.1:4/0"], &[]);
+    assert!(
+        line.contains(":***@") && !line.contains("hunter2"),
+        "{line}"
+    );
+}

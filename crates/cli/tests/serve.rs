@@ -279,3 +279,32 @@ fn a_config_file_with_an_unknown_key_fails_naming_the_key() {
     assert!(stderr.contains("max-conections"), "{stderr}");
     assert!(stderr.contains(&*config.to_string_lossy()), "{stderr}");
 }
+
+#[test]
+fn a_cluster_without_a_shared_key_or_with_a_bad_prefix_fails_saying_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().as_os_str();
+    let redis = ["--redis".as_ref(), "redis://127.0.0.1:1/0".as_ref()];
+    let serve = ["serve".as_ref(), "--data-dir".as_ref(), data];
+    let stderr = fails(&[&serve[..], &redis[..]].concat());
+    assert!(
+        stderr.contains("jwt-key") && stderr.contains("every node"),
+        "{stderr}"
+    );
+    let prefix = [
+        "--jwt-key".as_ref(),
+        "k".as_ref(),
+        "--redis-prefix".as_ref(),
+        "a{b".as_ref(),
+    ];
+    let stderr = fails(&[&serve[..], &redis[..], &prefix[..]].concat());
+    assert!(stderr.contains("prefix"), "{stderr}");
+    let url = [
+        "--jwt-key".as_ref(),
+        "k".as_ref(),
+        "--redis".as_ref(),
+        "http://127.0.0.1/".as_ref(),
+    ];
+    let stderr = fails(&[&serve[..], &url[..]].concat());
+    assert!(stderr.contains("invalid Redis URL"), "{stderr}");
+}

@@ -8,7 +8,7 @@
 //! subscriber. A subscriber that cannot keep up (its queue is full, by count
 //! or by bytes) is never waited for and never grows memory: its queue is
 //! dropped and it is marked *lagged*. Its stream then reads the log from its
-//! cursor in pages (from the in-memory tail, else from the store) until it
+//! cursor in pages (from the in-memory window, else from the log) until it
 //! has caught up, and goes back to live delivery, skipping anything at or
 //! before its cursor. Resuming with `Last-Event-ID` is the same mechanism:
 //! register for live updates first, read history from the resume point,

@@ -22,7 +22,7 @@
 //! | `GET /.well-known/mercure?topic=…` (and `HEAD`; alias `/events`) | subscribe: `text/event-stream`, resumable with `Last-Event-ID` or `lastEventID` |
 //! | `POST /.well-known/mercure` | publish, form-encoded (Mercure) or JSON; answers the id |
 //! | `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]` | Mercure's subscription API (with `subscriptions = true`) |
-//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (store reachable), Prometheus metrics |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness; readiness (the log reached and writable, the tail connected and caught up); Prometheus metrics |
 //! | `GET /` | the demo page |
 //!
 //! Subscriptions on fresh connections are served by a lean path (see the
@@ -188,7 +188,7 @@ impl Server {
 
     /// Serves connections from `listener` until `shutdown` completes, then
     /// stops accepting, ends every stream (clients reconnect and resume),
-    /// lets the store commit what it accepted, and returns.
+    /// lets the log store what it accepted, and returns.
     ///
     /// # Errors
     /// Only if the listener fails irrecoverably.
