@@ -16,7 +16,7 @@ use crate::selector::{Selector, SelectorCache};
 use crate::subscription::{PageRead, Subscriber, Subscription};
 use crate::topic::TopicIndex;
 use crate::update::{EventId, Update};
-use crate::writer::Pending;
+use crate::writer::{self, Pending};
 
 /// Entries read from history at a time when catching up: bounds the memory a
 /// catching-up subscriber holds.
@@ -223,11 +223,12 @@ impl Hub {
                     )))
                 })?
         };
-        let writer = tokio::spawn(crate::writer::run_writer(shared.clone(), rx));
-        tokio::spawn(crate::writer::run_ticker(Arc::downgrade(&shared)));
-        tokio::spawn(crate::writer::run_janitor(Arc::downgrade(&shared)));
+        let writer = tokio::spawn(writer::run_writer(shared.clone(), rx));
+        let (weak, period) = (Arc::downgrade(&shared), shared.config.keep_alive);
+        tokio::spawn(writer::every(weak.clone(), period, writer::keep_alive));
+        tokio::spawn(writer::every(weak.clone(), period, writer::tidy));
         if shared.config.presence {
-            tokio::spawn(crate::writer::run_reaper(Arc::downgrade(&shared)));
+            tokio::spawn(writer::every(weak, writer::REAP_INTERVAL, writer::reap));
         }
         Ok(Hub {
             inner: Arc::new(Inner {

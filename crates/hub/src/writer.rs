@@ -1,6 +1,6 @@
 //! The writer, which hands publishes to the log in batches and answers each
-//! publisher with what the log said, and the hub's two timed loops: the
-//! ticker (keep-alives, trimming, gauges) and the presence reaper.
+//! publisher with what the log said, and the hub's timed loops: keep-alives,
+//! trimming and gauges, and the presence reaper.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,7 +19,7 @@ const MAX_BATCH: usize = 512;
 
 /// How often a node looks for dead nodes whose subscriptions to announce
 /// inactive.
-const REAP_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const REAP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A publish on its way to the log.
 pub(crate) struct Pending {
@@ -122,13 +122,16 @@ fn answer(ack: Option<oneshot::Sender<Result<EventId>>>, result: Result<EventId>
     }
 }
 
-/// One task for all keep-alives (no timer per subscriber). It never waits on
-/// the log, so a slow or unreachable log cannot delay a keep-alive (and have
-/// proxies drop idle streams): trimming and gauges are the janitor's.
-pub(crate) async fn run_ticker(shared: Weak<Shared>) {
-    let (period, mut stopping) = match shared.upgrade() {
-        Some(shared) => (shared.config.keep_alive, shared.stopping.subscribe()),
-        None => return,
+/// Runs `job` once a `period` (the first time after one period) until the
+/// hub stops or is gone. The hub's timed loops: [`keep_alive`], [`tidy`] and
+/// [`reap`], each a task of its own so that none waits on another.
+pub(crate) async fn every<F, Fut>(shared: Weak<Shared>, period: Duration, job: F)
+where
+    F: Fn(Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(mut stopping) = shared.upgrade().map(|s| s.stopping.subscribe()) else {
+        return;
     };
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -141,78 +144,56 @@ pub(crate) async fn run_ticker(shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        for subscriber in shared.index().subscribers() {
-            subscriber.tick();
-        }
+        job(shared).await;
+    }
+}
+
+/// Keep-alives, for every subscriber at once (no timer per subscriber). It
+/// never waits on the log, so a slow or unreachable log cannot delay a
+/// keep-alive (and have proxies drop idle streams).
+pub(crate) async fn keep_alive(shared: Arc<Shared>) {
+    for subscriber in shared.index().subscribers() {
+        subscriber.tick();
     }
 }
 
 /// Trims history that has grown too old while nothing was published, and
-/// sets the history gauges, once a keep-alive period.
-pub(crate) async fn run_janitor(shared: Weak<Shared>) {
-    let (period, mut stopping) = match shared.upgrade() {
-        Some(shared) => (shared.config.keep_alive, shared.stopping.subscribe()),
-        None => return,
-    };
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stopping.wait_for(|s| *s) => return,
-        }
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        if let Err(error) = shared.log.trim(now_ms()).await {
-            tracing::debug!(%error, "cannot trim history now");
-        }
-        if let Ok(stats) = shared.log.stats().await {
-            metrics::gauge!("tidings_history_updates").set(stats.count as f64);
-            metrics::gauge!("tidings_history_bytes").set(stats.bytes as f64);
-        }
+/// sets the history gauges.
+pub(crate) async fn tidy(shared: Arc<Shared>) {
+    if let Err(error) = shared.log.trim(now_ms()).await {
+        tracing::debug!(%error, "cannot trim history now");
+    }
+    if let Ok(stats) = shared.log.stats().await {
+        metrics::gauge!("tidings_history_updates").set(stats.count as f64);
+        metrics::gauge!("tidings_history_bytes").set(stats.bytes as f64);
     }
 }
 
 /// Announces inactive, once across the cluster, the subscriptions of nodes
-/// that stopped their heartbeat.
-pub(crate) async fn run_reaper(shared: Weak<Shared>) {
-    let mut stopping = match shared.upgrade() {
-        Some(shared) => shared.stopping.subscribe(),
-        None => return,
-    };
-    let mut interval = tokio::time::interval(REAP_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stopping.wait_for(|s| *s) => return,
-        }
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        match shared.presence.reap().await {
-            Ok(reaped) => {
-                if !reaped.gone.is_empty() {
-                    tracing::info!(
-                        subscriptions = reaped.gone.len(),
-                        "announcing the subscriptions of a dead node inactive"
-                    );
-                }
-                for info in reaped.gone {
-                    shared.announce(&info, false).await;
-                }
-                if !reaped.back.is_empty() {
-                    tracing::warn!(
-                        subscriptions = reaped.back.len(),
-                        "this node was taken for dead while cut off from Redis; announcing its subscriptions active again"
-                    );
-                }
-                for info in reaped.back {
-                    shared.announce(&info, true).await;
-                }
+/// that stopped their heartbeat (and this node's own again, if others took
+/// it for dead).
+pub(crate) async fn reap(shared: Arc<Shared>) {
+    match shared.presence.reap().await {
+        Ok(reaped) => {
+            if !reaped.gone.is_empty() {
+                tracing::info!(
+                    subscriptions = reaped.gone.len(),
+                    "announcing the subscriptions of a dead node inactive"
+                );
             }
-            Err(error) => tracing::debug!(%error, "cannot look for dead nodes now"),
+            for info in reaped.gone {
+                shared.announce(&info, false).await;
+            }
+            if !reaped.back.is_empty() {
+                tracing::warn!(
+                    subscriptions = reaped.back.len(),
+                    "this node was taken for dead while cut off from Redis; announcing its subscriptions active again"
+                );
+            }
+            for info in reaped.back {
+                shared.announce(&info, true).await;
+            }
         }
+        Err(error) => tracing::debug!(%error, "cannot look for dead nodes now"),
     }
 }

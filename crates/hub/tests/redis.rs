@@ -31,6 +31,19 @@ fn node_with(options: RedisOptions, config: HubConfig) -> Hub {
     Hub::with_presence(log, presence, config).unwrap()
 }
 
+/// The comment frame that ends a stream reset under its node, once it has
+/// come and the stream has ended after it.
+async fn last_words(sub: &mut tidings_hub::Subscription) -> String {
+    let last = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("the stream ends within the wait")
+        .expect("a last frame says why");
+    let text = String::from_utf8_lossy(&last).into_owned();
+    assert!(text.starts_with(": "), "a comment: {text}");
+    assert!(sub.next().await.is_none(), "then the stream ends");
+    text
+}
+
 fn node(server: &RedisServer, prefix: &str) -> Hub {
     let config = HubConfig {
         publish_timeout: Duration::from_secs(2),
@@ -159,16 +172,11 @@ async fn a_recreated_log_ends_streams_with_a_reason_and_resumes_tell_the_gap() {
     hub.publish(Update::new("t", "after").id("new"))
         .await
         .unwrap();
-    let last = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("the stream ends within the wait")
-        .expect("a last frame says why");
-    let text = String::from_utf8_lossy(&last).into_owned();
+    let text = last_words(&mut sub).await;
     assert!(
         text.starts_with(": ") && text.contains("recreated"),
         "{text}"
     );
-    assert!(sub.next().await.is_none(), "then the stream ends");
     let mut resumed = hub
         .subscribe(SubscribeRequest::new(["t"]).last_event_id("old"))
         .await
@@ -321,13 +329,8 @@ async fn a_log_that_goes_back_in_time_ends_streams_with_a_reason() {
             "{command:?}: {reply:?}"
         );
     }
-    let last = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("the stream ends within the wait")
-        .expect("a last frame says why");
-    let text = String::from_utf8_lossy(&last).into_owned();
+    let text = last_words(&mut sub).await;
     assert!(text.contains("went back"), "{text}");
-    assert!(sub.next().await.is_none());
     hub.publish(Update::new("t", "x").id("after"))
         .await
         .unwrap();
@@ -379,11 +382,7 @@ async fn a_failover_that_grew_past_the_cursor_is_found_by_its_ids() {
         "{regrown}:meta",
     ]);
     assert_eq!(reply.as_deref(), Some(":1"));
-    let last = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("the stream ends within the wait")
-        .expect("a last frame says why");
-    let text = String::from_utf8_lossy(&last).into_owned();
+    let text = last_words(&mut sub).await;
     assert!(text.contains("went back from update 5 to 3"), "{text}");
     // The node goes on from where the histories part: a new subscriber from
     // the start sees the new primary's history, and the lost id is a gap.
@@ -417,11 +416,7 @@ async fn an_entry_no_node_can_read_is_skipped_with_a_reason_not_a_stall() {
     ] {
         assert!(server.command(command).is_some());
     }
-    let last = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("the stream ends within the wait")
-        .expect("a last frame says why");
-    let text = String::from_utf8_lossy(&last).into_owned();
+    let text = last_words(&mut sub).await;
     assert!(text.contains("update 2 in Redis cannot be read"), "{text}");
     // Publishing and fan-out go on after it.
     let mut after = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
