@@ -71,7 +71,8 @@ pub(crate) struct Args {
     /// Most topics per request [default: 64].
     #[arg(long, env = "TIDINGS_MAX_TOPICS")]
     max_topics: Option<usize>,
-    /// Most open connections [default: 15000].
+    /// Most subscribers; a reserve of 2 % more connections stays open to
+    /// publishes [default: 15000].
     #[arg(long, env = "TIDINGS_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
     /// Most open connections per client IP [default: 1000].
@@ -192,6 +193,15 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     };
     let server = Server::new(config).context(context)?;
     print_banner(&server, address, &data_dir, &history, anonymous)?;
+    // On stderr too, whatever the log level and format: an operator must see
+    // these at start (they are also logged).
+    {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        for warning in server.warnings() {
+            let _ = writeln!(err, "WARNING: {warning}");
+        }
+    }
     server.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

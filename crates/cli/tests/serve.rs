@@ -308,3 +308,51 @@ fn a_cluster_without_a_shared_key_or_with_a_bad_prefix_fails_saying_what_to_set(
     let stderr = fails(&[&serve[..], &url[..]].concat());
     assert!(stderr.contains("invalid Redis URL"), "{stderr}");
 }
+
+#[test]
+fn regression_zero_keep_alive_is_refused_at_start_instead_of_panicking_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = fails(&[
+        "serve".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+        "--keep-alive".as_ref(),
+        "0s".as_ref(),
+    ]);
+    assert!(
+        stderr.contains("keep-alive must be longer than 0s"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn regression_weak_keys_are_printed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tidings()
+        .args(["serve", "--listen", "127.0.0.1:0", "--storage", "memory"])
+        .args(["--jwt-key", "short", "--log-format", "json", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    // Whatever the log level and format, the operator sees it.
+    let warning = lines
+        .recv_timeout(WAIT)
+        .expect("a warning on stderr at start");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        warning.starts_with("WARNING: ") && warning.contains("only 5 bytes"),
+        "{warning}"
+    );
+}

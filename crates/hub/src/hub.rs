@@ -641,7 +641,7 @@ impl Shared {
         tracing::warn!(
             subscriber = key,
             missed = next - cursor - 1,
-            "a slow subscriber fell behind the retained history and missed updates"
+            "a slow subscriber fell behind the retained history; its stream ends so that it resumes and is told"
         );
     }
 }

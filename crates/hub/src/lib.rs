@@ -100,4 +100,4 @@ pub use selector::{
     SelectorCache, TemplateError, WILDCARD,
 };
 pub use subscription::Subscription;
-pub use update::{EventId, MAX_TOPICS, Update};
+pub use update::{EventId, MAX_TOPICS, RESERVED_ID, Update};

@@ -14,7 +14,9 @@
 //! register for live updates first, read history from the resume point,
 //! then switch to live. Nothing is lost or sent twice, and order is log order.
 //! Only when the slow subscriber falls further behind than the history
-//! retains does it miss updates; that is counted and logged.
+//! retains does it miss updates: its stream then ends with a comment saying
+//! so (counted and logged), and its client, resuming with its last id, is
+//! told of the gap.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -346,8 +348,21 @@ impl Subscription {
                 continue;
             }
             if entry.position > self.cursor + 1 {
+                // Retention evicted updates this subscriber had not read. Go
+                // on and it would never know; end the stream saying so, and
+                // the client's resume is told of the gap (its last id is
+                // gone from history too).
                 self.shared
                     .history_gap(self.subscriber.key, self.cursor, entry.position);
+                let frame = format!(
+                    ": this stream fell behind the history: updates {}..={} are gone; reconnect with Last-Event-ID to resume\n\n",
+                    self.cursor + 1,
+                    entry.position - 1
+                );
+                self.page.clear();
+                self.catching_up = false;
+                self.ended = true;
+                return Some(Bytes::from(frame));
             }
             self.cursor = entry.position;
             if self.subscriber.wants(&entry) {

@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 /// The most topics one update may carry.
 pub const MAX_TOPICS: usize = 64;
 
+/// The `Last-Event-ID` that asks for all of history: no update may have it.
+pub const RESERVED_ID: &str = "earliest";
+
 /// An update to publish: data for one or more topics.
 ///
 /// The first topic is the canonical one; the others are alternates (a
@@ -135,6 +138,13 @@ impl Update {
                     "the id must not start with '#' (got {id:?})"
                 )));
             }
+            // A client that received it would resume with it, and a resume
+            // from `earliest` replays all of history.
+            Some(id) if id == RESERVED_ID => {
+                return Err(Error::InvalidUpdate(format!(
+                    "the id {RESERVED_ID:?} is reserved: it asks for all of history when resuming"
+                )));
+            }
             Some(id) => id,
             None => format!("urn:uuid:{}", uuid::Uuid::now_v7()),
         };
@@ -198,6 +208,7 @@ mod tests {
         assert!(invalid(Update::with_topics(vec![], "x")).contains("at least one topic"));
         assert!(invalid(Update::new("", "x")).contains("empty"));
         assert!(invalid(Update::new("t", "x").id("#frag")).contains("'#'"));
+        assert!(invalid(Update::new("t", "x").id("earliest")).contains("reserved"));
         assert!(invalid(Update::new("t", "x").id("a\nb")).contains("CR, LF or NUL"));
         assert!(invalid(Update::new("t", "x").event_type("a\rb")).contains("CR or LF"));
         let many = Update::with_topics((0..=MAX_TOPICS).map(|i| i.to_string()).collect(), "x");

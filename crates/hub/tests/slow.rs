@@ -45,3 +45,43 @@ async fn a_stalled_subscriber_is_bounded_and_catches_up() {
         .unwrap();
     assert_eq!(next_event(&mut stalled).await.0, "live");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_subscriber_behind_retention_is_ended_with_a_reason_not_silence() {
+    let config = HubConfig {
+        subscriber_queue: 2,
+        recent: 0,
+        ..HubConfig::default()
+    };
+    let retention = Retention {
+        max_count: Some(20),
+        ..Retention::default()
+    };
+    let hub = Hub::new(MemoryLog::new(retention), config).unwrap();
+    let mut stalled = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    for i in 1..=100 {
+        hub.publish(Update::new("t", "x").id(i.to_string()))
+            .await
+            .unwrap();
+    }
+    hub.caught_up().await.unwrap();
+    // Its queue overflowed (and was dropped); catching up, it finds history
+    // already past what it missed.
+    let mut seen = Vec::new();
+    let last = loop {
+        let frame = tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(&mut stalled))
+            .await
+            .unwrap()
+            .expect("a last frame before the end");
+        match common::parse(&frame) {
+            Some((id, _)) => seen.push(id),
+            None => break String::from_utf8_lossy(&frame).into_owned(),
+        }
+    };
+    assert!(seen.is_empty(), "{seen:?}");
+    assert!(
+        last.starts_with(": ") && last.contains("fell behind the history: updates 1..=80 are gone"),
+        "{last}"
+    );
+    assert!(futures_util::StreamExt::next(&mut stalled).await.is_none());
+}

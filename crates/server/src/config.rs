@@ -54,8 +54,10 @@ pub struct Config {
     pub max_body: usize,
     /// Most topics in one publish or subscribe request. Default: 64.
     pub max_topics: usize,
-    /// Most open connections; more are answered 503. Default: 15 000
-    /// (a process here may hold 20 000 files; raise with the OS limit).
+    /// Most subscribers; more are answered 503. A few connections more (2 %,
+    /// 8 to 256) stay open to publishes, health checks and the API, so that
+    /// a hub full of subscribers still takes updates. Default: 15 000 (a
+    /// process here may hold 20 000 files; raise with the OS limit).
     pub max_connections: usize,
     /// Most open connections from one client IP; more are answered 429.
     /// Default: 1 000.
@@ -233,14 +235,69 @@ impl Config {
                 ));
             }
         }
-        if self.publish_timeout.is_zero() {
-            return Err("publish-timeout must be longer than 0s".into());
+        let durations = [
+            (
+                "keep-alive",
+                self.keep_alive,
+                "how often idle streams get a comment",
+            ),
+            (
+                "publish-timeout",
+                self.publish_timeout,
+                "how long a publish may wait for the log",
+            ),
+            (
+                "header-read-timeout",
+                self.header_read_timeout,
+                "how long a client may take to send its request head",
+            ),
+        ];
+        for (key, value, what) in durations {
+            if value.is_zero() {
+                return Err(format!("{key} must be longer than 0s ({what})"));
+            }
         }
-        if self.keep_alive.is_zero() {
+        if self.history_max_age.is_some_and(|age| age.is_zero()) {
             return Err(
-                "keep-alive must be longer than 0s (it is how often idle streams get a comment)"
-                    .into(),
+                "history-max-age must be longer than 0s, or left out for no age limit".into(),
             );
+        }
+        let sizes = [
+            (
+                "max-body",
+                self.max_body as u64,
+                "the largest publish body, in bytes",
+            ),
+            (
+                "max-topics",
+                self.max_topics as u64,
+                "the most topics per request",
+            ),
+            (
+                "max-connections",
+                self.max_connections as u64,
+                "the most open connections",
+            ),
+            (
+                "max-connections-per-ip",
+                self.max_connections_per_ip as u64,
+                "the most open connections per client IP",
+            ),
+            (
+                "history-max-count",
+                self.history_max_count.unwrap_or(1),
+                "the most updates kept, or left out for no count limit",
+            ),
+            (
+                "history-max-bytes",
+                self.history_max_bytes.unwrap_or(1),
+                "the most bytes of history kept, or left out for no size limit",
+            ),
+        ];
+        for (key, value, what) in sizes {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1 ({what})"));
+            }
         }
         if self.redis.node_timeout < Duration::from_secs(1) {
             return Err("redis node-timeout must be at least 1s".into());
@@ -316,6 +373,26 @@ mod tests {
         assert!(error.contains("prefix"), "{error}");
         let error = Config::from_toml("[redis]\nulr = \"redis://h/0\"\n").unwrap_err();
         assert!(error.contains("ulr"), "{error}");
+    }
+
+    #[test]
+    fn regression_zero_durations_and_sizes_are_refused_naming_the_key() {
+        for (toml, key) in [
+            ("keep-alive = \"0s\"", "keep-alive"),
+            ("publish-timeout = \"0s\"", "publish-timeout"),
+            ("header-read-timeout = \"0s\"", "header-read-timeout"),
+            ("history-max-age = \"0s\"", "history-max-age"),
+            ("max-body = 0", "max-body"),
+            ("max-topics = 0", "max-topics"),
+            ("max-connections = 0", "max-connections"),
+            ("max-connections-per-ip = 0", "max-connections-per-ip"),
+            ("history-max-count = 0", "history-max-count"),
+            ("history-max-bytes = 0", "history-max-bytes"),
+        ] {
+            let error = Config::from_toml(toml).unwrap().check().unwrap_err();
+            assert!(error.starts_with(key), "{toml}: {error}");
+        }
+        assert!(Config::default().check().is_ok());
     }
 
     #[test]

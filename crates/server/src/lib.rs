@@ -149,6 +149,9 @@ impl Server {
             cookie_name: config.cookie_name.clone(),
         };
         let auth = Authorizer::new(&auth_config).map_err(|e| ServeError::Auth(e.to_string()))?;
+        for warning in auth.warnings() {
+            tracing::warn!(%warning, "weak JWT key");
+        }
         let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
         Ok(Server {
             state: Arc::new(AppState {
@@ -161,6 +164,12 @@ impl Server {
             }),
             node,
         })
+    }
+
+    /// What is usable but unwise in the settings (weak keys, say), one
+    /// sentence each, for the operator to read at start.
+    pub fn warnings(&self) -> &[String] {
+        self.state.auth.warnings()
     }
 
     /// This node's id in the cluster (`--redis`); `None` for a single node.

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
@@ -9,11 +10,34 @@ use axum::http::StatusCode;
 use crate::error::ApiError;
 
 /// Counts open connections and refuses those over the limits.
+///
+/// `max-connections` is what subscribers may take; a few connections more
+/// (the reserve) are admitted so that publishers, health checks and the
+/// subscription API still get through when subscribers fill the hub. A
+/// connection is admitted before its request is read, so the subscriber
+/// count is checked again when a request turns out to be a subscription.
 #[derive(Debug)]
 pub(crate) struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
+    reserve: usize,
     open: Mutex<Counts>,
+    subscribers: AtomicUsize,
+}
+
+/// A subscription's place in the limits; dropping it frees it.
+#[derive(Debug)]
+pub(crate) struct SubscriberSlot {
+    limits: Arc<ConnectionLimitsRef>,
+}
+
+impl Drop for SubscriberSlot {
+    fn drop(&mut self) {
+        self.limits
+            .limits
+            .subscribers
+            .fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,8 +61,32 @@ impl ConnectionLimits {
         ConnectionLimits {
             max_total,
             max_per_ip,
+            // 2 % of the limit, at least 8 and at most 256 connections.
+            reserve: (max_total / 50).clamp(8, 256),
             open: Mutex::default(),
+            subscribers: AtomicUsize::new(0),
         }
+    }
+
+    /// Takes a subscriber's place, or says the hub is full of subscribers.
+    pub(crate) fn subscribe(state: &Arc<ConnectionLimitsRef>) -> Result<SubscriberSlot, ApiError> {
+        let limits = &state.limits;
+        if limits.subscribers.fetch_add(1, Ordering::Relaxed) >= limits.max_total {
+            limits.subscribers.fetch_sub(1, Ordering::Relaxed);
+            metrics::counter!("tidings_connections_rejected_total", "reason" => "subscribers")
+                .increment(1);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the hub is at its limit of {} subscribers; retry later",
+                    limits.max_total
+                ),
+            )
+            .retry_after(5));
+        }
+        Ok(SubscriberSlot {
+            limits: state.clone(),
+        })
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -49,7 +97,7 @@ impl ConnectionLimits {
     /// 429 over the per-IP limit, both with `Retry-After`.
     pub(crate) fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
         let mut counts = self.counts();
-        if counts.total >= self.max_total {
+        if counts.total >= self.max_total + self.reserve {
             metrics::counter!("tidings_connections_rejected_total", "reason" => "total")
                 .increment(1);
             return Err(ApiError::new(

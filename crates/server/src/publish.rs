@@ -88,6 +88,14 @@ pub(crate) async fn publish(
             state.config.max_topics
         )));
     }
+    // Mercure reserves the hub's own namespace: presence events on
+    // /.well-known/mercure/subscriptions/… come from the hub only, so a
+    // forged one could announce subscribers that do not exist.
+    if let Some(topic) = form.topics.iter().find(|t| is_reserved_topic(t)) {
+        return Err(ApiError::forbidden(format!(
+            "topic {topic:?} is in the hub's reserved namespace /.well-known/mercure"
+        )));
+    }
     let allowed: Vec<Selector> = claims
         .publish
         .unwrap_or_default()
@@ -120,6 +128,21 @@ pub(crate) async fn publish(
         id.to_string(),
     )
         .into_response())
+}
+
+/// Whether a topic is inside `/.well-known/mercure`, as a path or as the path
+/// of an absolute URL (any host: the hub cannot know every name it is
+/// reached by).
+fn is_reserved_topic(topic: &str) -> bool {
+    const RESERVED: &str = "/.well-known/mercure";
+    let path = match topic.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => topic,
+    };
+    path == RESERVED
+        || path
+            .strip_prefix(RESERVED)
+            .is_some_and(|rest| rest.starts_with(['/', '?', '#']))
 }
 
 /// Publishing with a cookie is a cross-site request risk: only origins listed

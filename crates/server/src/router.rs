@@ -17,11 +17,13 @@ use crate::subscribe;
 
 /// Builds the router over the shared state.
 pub(crate) fn router(state: SharedState) -> Router {
-    let cors = crate::cors::layer(&state.config.cors_origins);
     Router::new()
+        // HEAD is routed explicitly on both endpoints: axum would otherwise
+        // answer a HEAD with the GET handler, which subscribes.
         .route(
             "/.well-known/mercure",
             get(subscribe_route)
+                .head(probe_route)
                 .post(crate::publish::publish)
                 .fallback(method_not_allowed),
         )
@@ -46,7 +48,10 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route("/", get(|| async { Html(include_str!("demo/index.html")) }))
         .route("/demo/token", get(demo_token))
         .fallback(not_found)
-        .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::middleware,
+        ))
         .with_state(state)
 }
 
@@ -75,10 +80,15 @@ async fn subscribe_route(
     }
     let expires = crate::conn::token_deadline(opened.expires_at);
     let first = futures_util::stream::iter([Bytes::from_static(b":\n\n")]);
+    // The subscriber's place in the limits lives as long as its stream.
+    let slot = opened.slot;
     let frames = first
         .chain(opened.subscription)
         .take_until(expires)
-        .map(Ok::<_, std::convert::Infallible>);
+        .map(move |frame| {
+            let _ = &slot;
+            Ok::<_, std::convert::Infallible>(frame)
+        });
     builder
         .body(Body::from_stream(frames))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))

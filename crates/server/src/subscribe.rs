@@ -18,6 +18,8 @@ pub(crate) struct Opened {
     pub(crate) subscription: Subscription,
     /// `exp` of the subscriber's token (Unix seconds): the stream ends then.
     pub(crate) expires_at: Option<u64>,
+    /// The subscription's place in the connection limits.
+    pub(crate) slot: crate::limits::SubscriberSlot,
 }
 
 /// Topic selectors and `lastEventID` from a subscribe query string.
@@ -57,7 +59,7 @@ pub(crate) fn parse_query(
 
 /// Authorizes and opens a subscription for a request.
 pub(crate) async fn open(
-    state: &AppState,
+    state: &std::sync::Arc<AppState>,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Opened, ApiError> {
@@ -72,10 +74,12 @@ pub(crate) async fn open(
         request.payload = claims.payload;
         expires_at = claims.expires_at;
     }
+    let slot = crate::limits::ConnectionLimits::subscribe(state)?;
     let subscription = state.hub.subscribe(request).await?;
     Ok(Opened {
         subscription,
         expires_at,
+        slot,
     })
 }
 

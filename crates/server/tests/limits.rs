@@ -141,11 +141,40 @@ async fn connections_over_the_limits_get_429_or_503_with_retry_after() {
     .await;
     let _a = total.subscribe("topic=t", &[]).await;
     let _b = total.subscribe_routed("topic=t", &[]).await;
-    let mut refused = tokio::net::TcpStream::connect(total.addr).await.unwrap();
-    let head = read_head(&mut refused).await;
+    // A third subscriber is refused, on either path.
+    assert_eq!(total.try_subscribe("topic=t", &[]).await.status, 503);
+    let mut routed = total.connect().await;
+    assert_eq!(routed.get("/healthz", &[]).await.status, StatusCode::OK);
+    let refused = routed.get("/.well-known/mercure?topic=t", &[]).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.body.contains("subscribers"), "{}", refused.body);
+    // Connections beyond the reserve kept for other requests are refused at
+    // accept, before the request is read.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(tokio::net::TcpStream::connect(total.addr).await.unwrap());
+    }
+    let head = read_head(held.last_mut().unwrap()).await;
     assert_eq!(head.status, 503);
     assert!(head.header("retry-after").is_some(), "{head:?}");
     total.stop().await;
+}
+
+#[tokio::test]
+async fn regression_publishers_get_through_when_subscribers_fill_the_hub() {
+    let hub = TestHub::start(Config {
+        max_connections: 2,
+        ..config()
+    })
+    .await;
+    let mut a = hub.subscribe("topic=t", &[]).await;
+    let _b = hub.subscribe("topic=t", &[]).await;
+    assert_eq!(hub.try_subscribe("topic=t", &[]).await.status, 503);
+    // Not 503: the limit is for subscribers.
+    let id = hub.publish(&[("topic", "t"), ("data", "still here")]).await;
+    assert_eq!(a.event().await.id, id);
+    assert_eq!(hub.get("/healthz").await.status, StatusCode::OK);
+    hub.stop().await;
 }
 
 #[tokio::test]

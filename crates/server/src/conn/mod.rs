@@ -77,7 +77,13 @@ async fn accept(
         state.config.header_read_timeout,
         read_head(&mut stream, &mut buf),
     );
-    let head = match reading.await {
+    // A request that has not started (its head still coming) does not hold
+    // up a shutdown: the client retries elsewhere.
+    let reading = tokio::select! {
+        reading = reading => reading,
+        () = stopping.cancelled() => return None,
+    };
+    let head = match reading {
         Err(_) => {
             tracing::info!(%peer, "connection closed: request headers not received within header-read-timeout");
             let error = ApiError::new(
@@ -97,16 +103,16 @@ async fn accept(
     match head {
         Some(head) if is_subscription(&head, &buf) => {
             drop(buf);
-            let (subscription, expires_at, chunked) =
-                start_subscription(&mut stream, peer, head, &state).await?;
+            let started = start_subscription(&mut stream, peer, head, &state).await?;
             Some(Box::new(SubscriberConn {
                 stream,
-                subscription,
-                expires_at,
-                chunked,
+                subscription: started.subscription,
+                expires_at: started.expires_at,
+                chunked: started.chunked,
                 peer,
                 started: Instant::now(),
                 _guard: guard,
+                _slot: started.slot,
             }))
         }
         Some(_) | None if buf.is_empty() => None,

@@ -11,7 +11,7 @@ use tidings_hub::Subscription;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::limits::ConnectionGuard;
+use crate::limits::{ConnectionGuard, SubscriberSlot};
 use crate::state::SharedState;
 use crate::subscribe;
 
@@ -24,6 +24,10 @@ const MAX_FRAMES_PER_WRITE: usize = 64;
 /// resumes with `Last-Event-ID` when it comes back.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why a stream ended, when its socket stopped taking writes.
+const WRITE_TIMED_OUT: &str = "client stopped reading (write timeout)";
+const WRITE_FAILED: &str = "write failed";
+
 /// A streaming subscriber connection: all a subscriber holds for its life.
 pub(super) struct SubscriberConn {
     pub(super) stream: TcpStream,
@@ -35,6 +39,8 @@ pub(super) struct SubscriberConn {
     pub(super) started: Instant,
     /// Frees the connection's place in the limits when dropped.
     pub(super) _guard: ConnectionGuard,
+    /// Frees the subscriber's place when dropped.
+    pub(super) _slot: SubscriberSlot,
 }
 
 impl SubscriberConn {
@@ -46,8 +52,13 @@ impl SubscriberConn {
             self.chunked,
         )
         .await;
+        // The closing chunk only where the socket still takes writes: after
+        // a write timeout it would wait a second WRITE_TIMEOUT for a client
+        // that reads nothing, holding the connection's slot twice as long as
+        // documented.
+        let socket_stuck = matches!(reason, WRITE_TIMED_OUT | WRITE_FAILED);
         let closing = Box::pin(async {
-            if self.chunked {
+            if self.chunked && !socket_stuck {
                 let _ =
                     tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(b"0\r\n\r\n")).await;
             }
@@ -59,6 +70,14 @@ impl SubscriberConn {
     }
 }
 
+/// A subscription that has sent its response head.
+pub(super) struct Started {
+    pub(super) subscription: Subscription,
+    pub(super) expires_at: Option<u64>,
+    pub(super) chunked: bool,
+    pub(super) slot: SubscriberSlot,
+}
+
 /// Authorizes, subscribes and writes the response head. `None` when the
 /// request was refused (the error is written) or is a `HEAD`.
 pub(super) async fn start_subscription(
@@ -66,7 +85,7 @@ pub(super) async fn start_subscription(
     peer: SocketAddr,
     head: Head,
     state: &SharedState,
-) -> Option<(Subscription, Option<u64>, bool)> {
+) -> Option<Started> {
     let origin = head.headers.get("origin").and_then(|v| v.to_str().ok());
     let cors = crate::cors::header_lines(&state.config.cors_origins, origin);
     let chunked = head.minor_version >= 1;
@@ -113,7 +132,12 @@ pub(super) async fn start_subscription(
     bytes_written().increment(response.len() as u64);
     let info = opened.subscription.info();
     tracing::info!(%peer, subscriber = %info.subscriber, topics = ?info.topics, last_event_id = opened.subscription.last_event_id(), "subscriber connected");
-    Some((opened.subscription, opened.expires_at, chunked))
+    Some(Started {
+        subscription: opened.subscription,
+        expires_at: opened.expires_at,
+        chunked,
+        slot: opened.slot,
+    })
 }
 
 /// The bytes-written counter, looked up once: `counter!` searches the
@@ -182,9 +206,9 @@ pub(super) async fn stream_frames(
                         bytes_written().increment(total as u64);
                     }
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                        return ("client stopped reading (write timeout)", written);
+                        return (WRITE_TIMED_OUT, written);
                     }
-                    Err(_) => return ("write failed", written),
+                    Err(_) => return (WRITE_FAILED, written),
                 }
             }
             Wake::End => return ("the hub is shutting down", written),
