@@ -102,6 +102,10 @@ pub(crate) struct Args {
     /// inactive [default: 10s].
     #[arg(long, env = "TIDINGS_REDIS_NODE_TIMEOUT", value_parser = humantime::parse_duration)]
     redis_node_timeout: Option<Duration>,
+    /// Serve /metrics on this address only, off the public listener
+    /// [default: /metrics on the main listener].
+    #[arg(long, env = "TIDINGS_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Mercure's subscription API (presence) [default: off].
     #[arg(long, env = "TIDINGS_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true")]
     subscriptions: Option<bool>,
@@ -147,6 +151,7 @@ impl Args {
         );
         set_some!(jwt_key, publisher_jwt_key, subscriber_jwt_key, anonymous);
         set_some!(history_max_count, history_max_age, history_max_bytes);
+        set_some!(metrics_listen);
         if let Some(url) = self.redis {
             c.redis.url = Some(url);
         }
@@ -191,8 +196,24 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         History::Redis { url, .. } => format!("cannot start the hub (Redis {url})"),
         History::Local(_) => format!("cannot start the hub (data dir {})", data_dir.display()),
     };
-    let server = Server::new(config).context(context)?;
+    let metrics = match config.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (metrics-listen)"))?,
+        ),
+        None => None,
+    };
+    let metrics_address = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
+    let mut server = Server::new(config).context(context)?;
+    if let Some(listener) = metrics {
+        server = server.with_metrics_listener(listener);
+    }
     print_banner(&server, address, &data_dir, &history, anonymous)?;
+    if let Some(address) = metrics_address {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "  metrics:   http://{address}/metrics");
+    }
     // On stderr too, whatever the log level and format: an operator must see
     // these at start (they are also logged).
     {

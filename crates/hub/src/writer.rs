@@ -17,6 +17,10 @@ use crate::update::EventId;
 /// fsync; one Redis pipeline).
 const MAX_BATCH: usize = 512;
 
+/// The most bounded trim calls one janitor tick makes (4096 entries each
+/// for redb: a million a tick).
+const MAX_TRIMS_PER_TICK: usize = 256;
+
 /// How often a node looks for dead nodes whose subscriptions to announce
 /// inactive.
 pub(crate) const REAP_INTERVAL: Duration = Duration::from_secs(1);
@@ -160,8 +164,17 @@ pub(crate) async fn keep_alive(shared: Arc<Shared>) {
 /// Trims history that has grown too old while nothing was published, and
 /// sets the history gauges.
 pub(crate) async fn tidy(shared: Arc<Shared>) {
-    if let Err(error) = shared.log.trim(now_ms()).await {
-        tracing::debug!(%error, "cannot trim history now");
+    // Each call is bounded; a large backlog (an age limit after a quiet
+    // night) takes several, with room for the writer between them.
+    for _ in 0..MAX_TRIMS_PER_TICK {
+        match shared.log.trim(now_ms()).await {
+            Ok(0) => break,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(error) => {
+                tracing::debug!(%error, "cannot trim history now");
+                break;
+            }
+        }
     }
     if let Ok(stats) = shared.log.stats().await {
         metrics::gauge!("tidings_history_updates").set(stats.count as f64);

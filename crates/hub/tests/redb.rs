@@ -180,3 +180,30 @@ async fn both_logs_assign_positions_refuse_duplicates_and_retain() {
         assert_eq!(positions, [4, 5]);
     }
 }
+
+#[tokio::test]
+async fn regression_redb_age_eviction_runs_in_bounded_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention {
+        max_count: None,
+        max_age: Some(Duration::from_secs(60)),
+        max_bytes: None,
+    };
+    let log = RedbLog::open(dir.path(), retention).unwrap();
+    let total = RedbLog::EVICT_BATCH * 2 + 100;
+    let ids: Vec<String> = (0..total).map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    log.append(entries(&refs)).await.unwrap();
+    // Everything is a day old: one call takes one bounded batch, not all.
+    let day_later = 86_400_000;
+    assert_eq!(log.trim(day_later).await.unwrap(), RedbLog::EVICT_BATCH);
+    assert_eq!(log.stats_now().unwrap().count, total - RedbLog::EVICT_BATCH);
+    assert_eq!(log.trim(day_later).await.unwrap(), RedbLog::EVICT_BATCH);
+    assert_eq!(log.trim(day_later).await.unwrap(), 100);
+    assert_eq!(
+        log.trim(day_later).await.unwrap(),
+        0,
+        "done: the caller stops"
+    );
+    assert_eq!(log.stats_now().unwrap().count, 0);
+}

@@ -72,6 +72,10 @@ pub struct Config {
     /// Time a client has to send its request headers. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// Serve `/metrics` on this address only (the Prometheus convention: a
+    /// port of its own, kept off the public one). Default: none (`/metrics`
+    /// on the main listener).
+    pub metrics_listen: Option<SocketAddr>,
     /// Announce and list subscriptions (Mercure's subscription API).
     /// Default: false.
     pub subscriptions: bool,
@@ -152,6 +156,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
             redis: RedisConfig::default(),
+            metrics_listen: None,
             subscriptions: false,
             demo: false,
             log_format: LogFormat::Text,
@@ -437,6 +442,7 @@ mod tests {
         header_read_timeout: String,
         publish_timeout: String,
         redis: RedisView,
+        metrics_listen: String,
         subscriptions: bool,
         demo: bool,
         log_format: String,
@@ -478,6 +484,7 @@ mod tests {
                 header_read_timeout: _,
                 publish_timeout: _,
                 redis: _,
+                metrics_listen: _,
                 subscriptions: _,
                 demo: _,
                 log_format: _,
@@ -505,6 +512,7 @@ mod tests {
                 header_read_timeout: String::new(),
                 publish_timeout: String::new(),
                 redis: RedisView::default(),
+                metrics_listen: String::new(),
                 subscriptions: false,
                 demo: false,
                 log_format: String::new(),

@@ -89,6 +89,8 @@ pub struct Server {
     state: Arc<AppState>,
     /// This node's id in a cluster.
     node: Option<String>,
+    /// The metrics listener, when bound by the caller.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -163,7 +165,17 @@ impl Server {
                 dev_key,
             }),
             node,
+            metrics_listener: None,
         })
+    }
+
+    /// Serves `/metrics` on `listener` (bound by the caller, who then knows
+    /// its address) rather than binding `metrics-listen` in
+    /// [`serve`](Server::serve).
+    #[must_use]
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Server {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     /// What is usable but unwise in the settings (weak keys, say), one
@@ -210,6 +222,23 @@ impl Server {
         let router = router::router(state.clone());
         let tracker = TaskTracker::new();
         let stopping = CancellationToken::new();
+        let metrics_listener = match (self.metrics_listener, state.config.metrics_listen) {
+            (Some(listener), _) => Some(listener),
+            (None, Some(address)) => Some(TcpListener::bind(address).await?),
+            (None, None) => None,
+        };
+        if let Some(listener) = metrics_listener {
+            let metrics = router::metrics_router(state.clone());
+            let stop = stopping.clone();
+            tracker.spawn(async move {
+                let served = axum::serve(listener, metrics)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(error) = served {
+                    tracing::warn!(%error, "the metrics listener failed");
+                }
+            });
+        }
         let demo = state
             .config
             .demo

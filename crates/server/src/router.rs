@@ -138,6 +138,33 @@ async fn readyz(State(state): State<SharedState>) -> Response {
 }
 
 async fn metrics(State(state): State<SharedState>) -> Response {
+    if let Some(address) = state.config.metrics_listen {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("metrics are served on their own listener ({address}, metrics-listen)"),
+        )
+        .into_response();
+    }
+    render_metrics(&state)
+}
+
+/// The metrics listener's router: `/metrics` and nothing else.
+pub(crate) fn metrics_router(state: SharedState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<SharedState>| async move { render_metrics(&state) }),
+        )
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "this listener serves GET /metrics only",
+            )
+        })
+        .with_state(state)
+}
+
+fn render_metrics(state: &SharedState) -> Response {
     match &state.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

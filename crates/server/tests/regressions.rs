@@ -187,3 +187,34 @@ async fn regression_shutdown_does_not_wait_for_a_request_head_still_coming() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn regression_metrics_can_be_kept_off_the_public_listener() {
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
+    let hub = TestHub::start_with(
+        Config {
+            metrics_listen: Some(metrics_addr),
+            ..config()
+        },
+        Some(metrics),
+    )
+    .await;
+    hub.publish(&[("topic", "t"), ("data", "x")]).await;
+    let public = hub.get("/metrics").await;
+    assert_eq!(public.status, StatusCode::NOT_FOUND);
+    assert!(public.body.contains("metrics-listen"), "{}", public.body);
+    let mut private = common::Conn::open(metrics_addr).await;
+    let scraped = private.get("/metrics", &[]).await;
+    assert_eq!(scraped.status, StatusCode::OK);
+    assert!(
+        scraped.body.contains("tidings_updates_published_total"),
+        "{}",
+        scraped.body
+    );
+    assert_eq!(
+        private.get("/healthz", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    hub.stop().await;
+}

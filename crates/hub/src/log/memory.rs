@@ -94,7 +94,9 @@ impl Ring {
         }
     }
 
-    fn evict(&mut self, retention: &Retention, now_ms: u64) {
+    /// Evicts what retention says; returns how many entries went.
+    fn evict(&mut self, retention: &Retention, now_ms: u64) -> u64 {
+        let before = self.entries.len();
         while let Some(oldest) = self.entries.front() {
             if !retention.must_evict(
                 self.entries.len() as u64,
@@ -108,6 +110,7 @@ impl Ring {
             self.ids.remove(&oldest.id);
             self.entries.pop_front();
         }
+        (before - self.entries.len()) as u64
     }
 
     fn read_after(&self, after: u64, max: usize) -> Vec<Arc<Entry>> {
@@ -147,9 +150,9 @@ impl Log for MemoryLog {
         Box::pin(async move { Ok(located) })
     }
 
-    fn trim(&self, now_ms: u64) -> LogFuture<'_, ()> {
-        self.ring_mut().evict(&self.inner.retention, now_ms);
-        Box::pin(async { Ok(()) })
+    fn trim(&self, now_ms: u64) -> LogFuture<'_, u64> {
+        let removed = self.ring_mut().evict(&self.inner.retention, now_ms);
+        Box::pin(async move { Ok(removed) })
     }
 
     fn stats(&self) -> LogFuture<'_, LogStats> {

@@ -172,11 +172,13 @@ pub trait Log: Send + Sync + fmt::Debug + 'static {
     fn locate(&self, id: &str) -> LogFuture<'_, Located>;
 
     /// Evicts by retention even without appends (by age, mostly), a bounded
-    /// amount per call.
+    /// amount per call, so that one call never holds the log for long.
+    /// Returns how many entries went; the caller calls again while that is
+    /// not zero.
     ///
     /// # Errors
     /// If the history could not be written.
-    fn trim(&self, now_ms: u64) -> LogFuture<'_, ()>;
+    fn trim(&self, now_ms: u64) -> LogFuture<'_, u64>;
 
     /// What the log holds.
     ///

@@ -22,10 +22,8 @@ const BYTES: &str = "bytes";
 /// The record format version, first byte of every stored entry.
 const FORMAT: u8 = 1;
 
-/// The most entries one transaction evicts beyond what it appends, so that a
-/// large eviction (a lowered limit, an age limit after a quiet night) never
-/// holds the writer for long: the rest goes in the next calls.
-const EVICT_BATCH: u64 = 4096;
+/// See [`RedbLog::EVICT_BATCH`].
+const EVICT_BATCH: u64 = RedbLog::EVICT_BATCH;
 
 /// History in a `redb` database file: every update acknowledged by
 /// [`append`](Log::append) is on disk (fsync'd) and survives a crash or
@@ -49,6 +47,12 @@ struct Inner {
 }
 
 impl RedbLog {
+    /// The most entries one transaction evicts beyond what it appends, so
+    /// that a large eviction (a lowered limit, an age limit after a quiet
+    /// night) never holds the writer for long: the rest goes in the next
+    /// calls.
+    pub const EVICT_BATCH: u64 = 4096;
+
     /// Opens (or creates) the history in `dir/history.redb`, creating `dir`.
     ///
     /// # Errors
@@ -171,7 +175,7 @@ impl Inner {
                 stored.push(Arc::new(entry));
             }
             let limit = EVICT_BATCH + stored.len() as u64;
-            let bytes = self.evict(&mut log, &mut ids, bytes, now_ms, limit)?;
+            let (bytes, _) = self.evict(&mut log, &mut ids, bytes, now_ms, limit)?;
             meta.insert(BYTES, bytes).map_err(|e| self.io(e))?;
             meta.insert(LAST_POSITION, last).map_err(|e| self.io(e))?;
         }
@@ -181,7 +185,7 @@ impl Inner {
     }
 
     /// Removes the oldest entries while retention says so, at most `limit`;
-    /// returns the bytes that remain.
+    /// returns the bytes that remain and how many went.
     fn evict(
         &self,
         log: &mut redb::Table<'_, u64, &'static [u8]>,
@@ -189,8 +193,9 @@ impl Inner {
         mut bytes: u64,
         now_ms: u64,
         limit: u64,
-    ) -> Result<u64, LogError> {
+    ) -> Result<(u64, u64), LogError> {
         let mut count = log.len().map_err(|e| self.io(e))?;
+        let mut removed = 0;
         for _ in 0..limit {
             let oldest = match log.first().map_err(|e| self.io(e))? {
                 Some((_, record)) => decode_record(0, record.value())?,
@@ -206,8 +211,9 @@ impl Inner {
             ids.remove(&*oldest.id).map_err(|e| self.io(e))?;
             bytes = bytes.saturating_sub(oldest.size());
             count -= 1;
+            removed += 1;
         }
-        Ok(bytes)
+        Ok((bytes, removed))
     }
 
     fn read_after(&self, after: u64, max: usize) -> Result<Vec<Arc<Entry>>, LogError> {
@@ -259,13 +265,13 @@ impl Inner {
         })
     }
 
-    fn trim(&self, now_ms: u64) -> Result<(), LogError> {
+    fn trim(&self, now_ms: u64) -> Result<u64, LogError> {
         if self.retention.max_age.is_none() {
-            return Ok(());
+            return Ok(0);
         }
         let _order = self.append_lock.lock().unwrap_or_else(|e| e.into_inner());
         let txn = self.db.begin_write().map_err(|e| self.io(e))?;
-        {
+        let removed = {
             let mut log = txn.open_table(LOG).map_err(|e| self.io(e))?;
             let mut ids = txn.open_table(IDS).map_err(|e| self.io(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.io(e))?;
@@ -273,10 +279,12 @@ impl Inner {
                 .get(BYTES)
                 .map_err(|e| self.io(e))?
                 .map_or(0, |v| v.value());
-            let bytes = self.evict(&mut log, &mut ids, bytes, now_ms, EVICT_BATCH)?;
+            let (bytes, removed) = self.evict(&mut log, &mut ids, bytes, now_ms, EVICT_BATCH)?;
             meta.insert(BYTES, bytes).map_err(|e| self.io(e))?;
-        }
-        txn.commit().map_err(|e| self.io(e))
+            removed
+        };
+        txn.commit().map_err(|e| self.io(e))?;
+        Ok(removed)
     }
 }
 
@@ -301,7 +309,7 @@ impl Log for RedbLog {
         self.blocking(move |inner| inner.locate(&id))
     }
 
-    fn trim(&self, now_ms: u64) -> LogFuture<'_, ()> {
+    fn trim(&self, now_ms: u64) -> LogFuture<'_, u64> {
         self.blocking(move |inner| inner.trim(now_ms))
     }
 

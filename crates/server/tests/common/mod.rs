@@ -53,9 +53,17 @@ pub(crate) struct TestHub {
 
 impl TestHub {
     pub(crate) async fn start(config: Config) -> TestHub {
+        TestHub::start_with(config, None).await
+    }
+
+    /// A server that also serves `/metrics` on `metrics`.
+    pub(crate) async fn start_with(config: Config, metrics: Option<TcpListener>) -> TestHub {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = Server::new(config).expect("the server starts");
+        let mut server = Server::new(config).expect("the server starts");
+        if let Some(metrics) = metrics {
+            server = server.with_metrics_listener(metrics);
+        }
         let hub = server.hub().clone();
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

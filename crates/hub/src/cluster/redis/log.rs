@@ -350,7 +350,7 @@ impl Log for RedisLog {
         })
     }
 
-    fn trim(&self, now_ms: u64) -> LogFuture<'_, ()> {
+    fn trim(&self, now_ms: u64) -> LogFuture<'_, u64> {
         Box::pin(async move {
             let redis = &self.redis;
             let retention = &redis.options.retention;
@@ -358,7 +358,7 @@ impl Log for RedisLog {
             let min_t = retention.max_age.map_or(-1, |age| {
                 now_ms.saturating_sub(age.as_millis() as u64) as i64
             });
-            let _: Value = redis
+            let removed: Value = redis
                 .scripts
                 .trim
                 .key(&redis.keys.log)
@@ -371,7 +371,7 @@ impl Log for RedisLog {
                 .invoke_async(&mut redis.conn.clone())
                 .await
                 .map_err(|e| redis.error("trimming history", e))?;
-            Ok(())
+            Ok(entry::integer(&removed).map_or(0, |n| n.max(0) as u64))
         })
     }
 
