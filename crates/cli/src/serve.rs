@@ -102,6 +102,17 @@ pub(crate) struct Args {
     /// inactive [default: 10s].
     #[arg(long, env = "TIDINGS_REDIS_NODE_TIMEOUT", value_parser = humantime::parse_duration)]
     redis_node_timeout: Option<Duration>,
+    /// PEM certificate chain: serve HTTPS with HTTP/2 and HTTP/1.1 (by
+    /// ALPN); reloaded on SIGHUP [default: plain HTTP].
+    #[arg(long, env = "TIDINGS_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TIDINGS_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate for localhost made at start, for
+    /// development only [default: off].
+    #[arg(long, env = "TIDINGS_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
+    tls_self_signed: Option<bool>,
     /// Serve /metrics on this address only, off the public listener
     /// [default: /metrics on the main listener].
     #[arg(long, env = "TIDINGS_METRICS_LISTEN", value_name = "ADDR")]
@@ -151,7 +162,8 @@ impl Args {
         );
         set_some!(jwt_key, publisher_jwt_key, subscriber_jwt_key, anonymous);
         set_some!(history_max_count, history_max_age, history_max_bytes);
-        set_some!(metrics_listen);
+        set_some!(metrics_listen, tls_cert, tls_key);
+        set!(tls_self_signed);
         if let Some(url) = self.redis {
             c.redis.url = Some(url);
         }
@@ -209,6 +221,12 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     if let Some(listener) = metrics {
         server = server.with_metrics_listener(listener);
     }
+    if let Some(fingerprint) = server.tls_fingerprint() {
+        tracing::warn!(%fingerprint, "serving HTTPS with a self-signed certificate made at start: for development only");
+    }
+    if let Some(reloader) = server.tls_reloader() {
+        tokio::spawn(reload_on_sighup(reloader));
+    }
     print_banner(&server, address, &data_dir, &history, anonymous)?;
     if let Some(address) = metrics_address {
         use std::io::Write;
@@ -249,12 +267,35 @@ fn print_banner(
     macro_rules! say {
         ($out:expr, $($arg:tt)*) => {{ let _ = writeln!($out, $($arg)*); }};
     }
-    let url = format!("http://{address}");
+    let url = if server.uses_tls() {
+        format!("https://{address}")
+    } else {
+        format!("http://{address}")
+    };
     say!(out, "Tidings hub listening on {url}");
+    if let Some(fingerprint) = server.tls_fingerprint() {
+        say!(out, "");
+        say!(
+            out,
+            "SELF-SIGNED CERTIFICATE for localhost, made at start: for development only."
+        );
+        say!(
+            out,
+            "Browsers warn about it; accept it only if it shows this SHA-256 fingerprint:"
+        );
+        say!(out, "  {fingerprint}");
+        say!(out, "");
+    }
     say!(out, "  page:      {url}/");
+    // curl -k: a self-signed certificate is trusted by no one.
+    let insecure = if server.tls_fingerprint().is_some() {
+        "k"
+    } else {
+        ""
+    };
     say!(
         out,
-        "  subscribe: curl -N '{url}/.well-known/mercure?topic=demo'"
+        "  subscribe: curl -{insecure}N '{url}/.well-known/mercure?topic=demo'"
     );
     let storage = match history {
         History::Local(Storage::Redb) => {
@@ -310,7 +351,7 @@ fn print_banner(
         say!(out, "  subscriber token (24 h): {subscriber}");
         say!(
             out,
-            "  publish:   curl -d topic=demo -d data=hello -H 'Authorization: Bearer {publisher}' {url}/.well-known/mercure"
+            "  publish:   curl -{insecure}d topic=demo -d data=hello -H 'Authorization: Bearer {publisher}' {url}/.well-known/mercure"
         );
     }
     let _ = out.flush();
@@ -328,6 +369,25 @@ fn init_tracing(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Reads the certificate files again on every SIGHUP; open connections keep
+/// theirs, and a certificate that cannot be read leaves the old one in use.
+async fn reload_on_sighup(reloader: tidings_server::TlsReloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; certificates are not reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match reloader.reload() {
+            Ok(true) => tracing::info!("TLS certificate reloaded (SIGHUP)"),
+            Ok(false) => tracing::info!("SIGHUP: a self-signed certificate has no files to reload"),
+            Err(error) => {
+                tracing::error!(%error, "SIGHUP: cannot reload the TLS certificate; the old one stays")
+            }
+        }
     }
 }
 

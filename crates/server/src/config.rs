@@ -72,6 +72,14 @@ pub struct Config {
     /// Time a client has to send its request headers. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// PEM file of the TLS certificate chain: with `tls-key`, the hub serves
+    /// HTTPS, HTTP/2 and HTTP/1.1 by ALPN. Default: none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the certificate's private key.
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate for localhost made at start (for
+    /// development; browsers warn about it). Default: false.
+    pub tls_self_signed: bool,
     /// Serve `/metrics` on this address only (the Prometheus convention: a
     /// port of its own, kept off the public one). Default: none (`/metrics`
     /// on the main listener).
@@ -156,6 +164,9 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
             redis: RedisConfig::default(),
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
             metrics_listen: None,
             subscriptions: false,
             demo: false,
@@ -203,6 +214,11 @@ impl Config {
     /// The parser's message, which names the key and line.
     pub fn from_toml(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Whether the hub serves HTTPS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls_self_signed || self.tls_cert.is_some()
     }
 
     /// Whether no key was configured: the hub then generates one and runs in
@@ -303,6 +319,18 @@ impl Config {
             if value == 0 {
                 return Err(format!("{key} must be at least 1 ({what})"));
             }
+        }
+        match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(_), None, _) => {
+                return Err("tls-cert needs tls-key (the certificate's private key, PEM)".into());
+            }
+            (None, Some(_), _) => {
+                return Err("tls-key needs tls-cert (the certificate chain, PEM)".into());
+            }
+            (Some(_), Some(_), true) => {
+                return Err("tls-self-signed makes its own certificate: leave out tls-cert and tls-key, or tls-self-signed".into());
+            }
+            _ => {}
         }
         if self.redis.node_timeout < Duration::from_secs(1) {
             return Err("redis node-timeout must be at least 1s".into());
@@ -442,6 +470,9 @@ mod tests {
         header_read_timeout: String,
         publish_timeout: String,
         redis: RedisView,
+        tls_cert: String,
+        tls_key: String,
+        tls_self_signed: bool,
         metrics_listen: String,
         subscriptions: bool,
         demo: bool,
@@ -484,6 +515,9 @@ mod tests {
                 header_read_timeout: _,
                 publish_timeout: _,
                 redis: _,
+                tls_cert: _,
+                tls_key: _,
+                tls_self_signed: _,
                 metrics_listen: _,
                 subscriptions: _,
                 demo: _,
@@ -512,6 +546,9 @@ mod tests {
                 header_read_timeout: String::new(),
                 publish_timeout: String::new(),
                 redis: RedisView::default(),
+                tls_cert: String::new(),
+                tls_key: String::new(),
+                tls_self_signed: false,
                 metrics_listen: String::new(),
                 subscriptions: false,
                 demo: false,

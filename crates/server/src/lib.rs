@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod body;
 mod config;
 mod conn;
 mod cors;
@@ -40,6 +41,7 @@ mod publish;
 mod router;
 mod state;
 mod subscribe;
+mod tls;
 
 use std::future::Future;
 use std::path::Path;
@@ -55,6 +57,7 @@ pub use config::{Config, LogFormat, RedisConfig, Storage};
 pub use error::ApiError;
 pub use subscribe::HISTORY_GAP_HEADER;
 use tidings_hub::{Hub, HubConfig, MemoryLog, RedbLog, RedisLog, RedisOptions};
+pub use tls::TlsError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -75,6 +78,9 @@ pub enum ServeError {
     /// The settings contradict each other; the message says how.
     #[error("{0}")]
     Config(String),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A JWT key or algorithm setting is unusable.
     #[error("JWT settings: {0}")]
     Auth(String),
@@ -87,6 +93,10 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Server {
     state: Arc<AppState>,
+    /// HTTPS, when configured.
+    tls: Option<tls::Tls>,
+    /// The SHA-256 fingerprint of a self-signed certificate.
+    fingerprint: Option<String>,
     /// This node's id in a cluster.
     node: Option<String>,
     /// The metrics listener, when bound by the caller.
@@ -154,6 +164,14 @@ impl Server {
         for warning in auth.warnings() {
             tracing::warn!(%warning, "weak JWT key");
         }
+        let (tls, fingerprint) = if config.tls_self_signed {
+            let (tls, fingerprint) = tls::Tls::self_signed()?;
+            (Some(tls), Some(fingerprint))
+        } else if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            (Some(tls::Tls::from_files(cert, key)?), None)
+        } else {
+            (None, None)
+        };
         let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
         Ok(Server {
             state: Arc::new(AppState {
@@ -164,9 +182,28 @@ impl Server {
                 metrics: metrics_handle(),
                 dev_key,
             }),
+            tls,
+            fingerprint,
             node,
             metrics_listener: None,
         })
+    }
+
+    /// Whether this server speaks HTTPS (with HTTP/2 by ALPN).
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// With `--tls-self-signed`, the SHA-256 fingerprint of the certificate
+    /// made at start, to compare with what a browser shows.
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+
+    /// A handle that reloads the certificate files (on SIGHUP, say) without
+    /// touching open connections. `None` without TLS.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone().map(TlsReloader)
     }
 
     /// Serves `/metrics` on `listener` (bound by the caller, who then knows
@@ -219,6 +256,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
         let state = self.state;
+        let tls = self.tls.map(|tls| tls.acceptor);
         let router = router::router(state.clone());
         let tracker = TaskTracker::new();
         let stopping = CancellationToken::new();
@@ -248,7 +286,14 @@ impl Server {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        tracker.spawn(conn::handle(stream, peer, state.clone(), router.clone(), stopping.clone()));
+                        let context = conn::Context {
+                            peer,
+                            state: state.clone(),
+                            router: router.clone(),
+                            stopping: stopping.clone(),
+                            tls: tls.clone(),
+                        };
+                        tracker.spawn(conn::handle(stream, context));
                     }
                     Err(error) => {
                         // Out of file descriptors, usually: back off briefly
@@ -275,6 +320,23 @@ impl Server {
             tracing::warn!("connections still open after 10 s; exiting anyway");
         }
         Ok(())
+    }
+}
+
+/// Reloads a server's TLS certificate files; see [`Server::tls_reloader`].
+#[derive(Debug, Clone)]
+pub struct TlsReloader(tls::Tls);
+
+impl TlsReloader {
+    /// Reads the certificate and key files again; new connections use them,
+    /// open ones keep theirs. Returns false for a self-signed certificate,
+    /// which has no files.
+    ///
+    /// # Errors
+    /// When the files cannot be read or do not match: the certificate in use
+    /// stays.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        self.0.reload()
     }
 }
 

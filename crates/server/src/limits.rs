@@ -28,15 +28,40 @@ pub(crate) struct ConnectionLimits {
 /// A subscription's place in the limits; dropping it frees it.
 #[derive(Debug)]
 pub(crate) struct SubscriberSlot {
-    limits: Arc<ConnectionLimitsRef>,
+    /// `None` once handed to its connection's guard.
+    limits: Option<Arc<ConnectionLimitsRef>>,
+}
+
+impl SubscriberSlot {
+    /// Lets the connection's guard free the place when the connection ends:
+    /// one guard per lean subscriber rather than two, since every subscriber
+    /// holds it for its life.
+    pub(crate) fn into_guard(mut self, guard: &mut ConnectionGuard) {
+        if self.limits.take().is_some() {
+            guard.subscriber = true;
+        }
+    }
 }
 
 impl Drop for SubscriberSlot {
     fn drop(&mut self) {
-        self.limits
-            .limits
-            .subscribers
-            .fetch_sub(1, Ordering::Relaxed);
+        if let Some(state) = &self.limits {
+            state.limits.subscribers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An HTTP/2 stream's place in its client's per-IP count: one connection
+/// carries many streams, and each counts as a connection would.
+#[derive(Debug)]
+pub(crate) struct StreamSlot {
+    limits: Arc<ConnectionLimitsRef>,
+    ip: IpAddr,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.limits.limits.release_ip(self.ip);
     }
 }
 
@@ -46,11 +71,13 @@ struct Counts {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// An admitted connection; dropping it frees its place.
+/// An admitted connection; dropping it frees its place (and its
+/// subscriber's, once it holds one).
 #[derive(Debug)]
 pub(crate) struct ConnectionGuard {
     limits: Arc<ConnectionLimitsRef>,
     ip: IpAddr,
+    subscriber: bool,
 }
 
 /// What a guard needs to find its counters again.
@@ -85,8 +112,52 @@ impl ConnectionLimits {
             .retry_after(5));
         }
         Ok(SubscriberSlot {
-            limits: state.clone(),
+            limits: Some(state.clone()),
         })
+    }
+
+    /// Takes an HTTP/2 stream's place in its client's per-IP count.
+    pub(crate) fn stream(
+        state: &Arc<ConnectionLimitsRef>,
+        ip: IpAddr,
+    ) -> Result<StreamSlot, ApiError> {
+        state.limits.admit_ip(ip)?;
+        Ok(StreamSlot {
+            limits: state.clone(),
+            ip,
+        })
+    }
+
+    fn admit_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let mut counts = self.counts();
+        let for_ip = counts.per_ip.entry(ip).or_default();
+        if *for_ip >= self.max_per_ip {
+            return Err(self.too_many_from(ip));
+        }
+        *for_ip += 1;
+        Ok(())
+    }
+
+    fn release_ip(&self, ip: IpAddr) {
+        let mut counts = self.counts();
+        if let Some(n) = counts.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    fn too_many_from(&self, ip: IpAddr) -> ApiError {
+        metrics::counter!("tidings_connections_rejected_total", "reason" => "per-ip").increment(1);
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many connections from {ip} (limit {}); close some or retry later",
+                self.max_per_ip
+            ),
+        )
+        .retry_after(5)
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -111,16 +182,7 @@ impl ConnectionLimits {
         }
         let for_ip = counts.per_ip.entry(ip).or_default();
         if *for_ip >= self.max_per_ip {
-            metrics::counter!("tidings_connections_rejected_total", "reason" => "per-ip")
-                .increment(1);
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "too many connections from {ip} (limit {}); close some or retry later",
-                    self.max_per_ip
-                ),
-            )
-            .retry_after(5));
+            return Err(self.too_many_from(ip));
         }
         *for_ip += 1;
         counts.total += 1;
@@ -129,15 +191,13 @@ impl ConnectionLimits {
     }
 
     fn release(&self, ip: IpAddr) {
-        let mut counts = self.counts();
-        counts.total -= 1;
-        if let Some(n) = counts.per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.per_ip.remove(&ip);
-            }
-        }
-        metrics::gauge!("tidings_connections").set(counts.total as f64);
+        let total = {
+            let mut counts = self.counts();
+            counts.total -= 1;
+            counts.total
+        };
+        self.release_ip(ip);
+        metrics::gauge!("tidings_connections").set(total as f64);
     }
 }
 
@@ -151,12 +211,17 @@ impl ConnectionGuard {
         Ok(ConnectionGuard {
             limits: state.clone(),
             ip,
+            subscriber: false,
         })
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.limits.limits.release(self.ip);
+        let limits = &self.limits.limits;
+        if self.subscriber {
+            limits.subscribers.fetch_sub(1, Ordering::Relaxed);
+        }
+        limits.release(self.ip);
     }
 }

@@ -6,8 +6,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::json;
 use tidings_hub::{SUBSCRIPTIONS_PREFIX, Selector};
 
@@ -66,31 +64,30 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// A subscription arriving on a connection hyper already serves (a kept-alive
-/// connection, or HTTP/2). The lean path in `conn` serves fresh ones.
+/// A subscription arriving on a connection hyper serves: a kept-alive
+/// HTTP/1.1 connection, or an HTTP/2 stream. The lean path in `conn` serves
+/// fresh HTTP/1 connections.
 async fn subscribe_route(
     State(state): State<SharedState>,
+    version: axum::http::Version,
+    peer: Option<axum::Extension<crate::conn::PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let opened = subscribe::open(&state, &headers, query.as_deref()).await?;
+    // An HTTP/2 stream counts against its client's per-IP limit as an
+    // HTTP/1 connection does (one connection carries many streams).
+    let stream_of = match (version, peer) {
+        (axum::http::Version::HTTP_2, Some(axum::Extension(peer))) => Some(peer.0.ip()),
+        _ => None,
+    };
+    let opened = subscribe::open(&state, &headers, query.as_deref(), stream_of).await?;
     let mut builder = Response::builder().status(StatusCode::OK);
     for (name, value) in subscribe::response_headers(&opened.subscription) {
         builder = builder.header(name, value);
     }
-    let expires = crate::conn::token_deadline(opened.expires_at);
-    let first = futures_util::stream::iter([Bytes::from_static(b":\n\n")]);
-    // The subscriber's place in the limits lives as long as its stream.
-    let slot = opened.slot;
-    let frames = first
-        .chain(opened.subscription)
-        .take_until(expires)
-        .map(move |frame| {
-            let _ = &slot;
-            Ok::<_, std::convert::Infallible>(frame)
-        });
+    let body = crate::body::SubscriptionBody::new(opened);
     builder
-        .body(Body::from_stream(frames))
+        .body(Body::new(body))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 

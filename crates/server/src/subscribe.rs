@@ -20,6 +20,8 @@ pub(crate) struct Opened {
     pub(crate) expires_at: Option<u64>,
     /// The subscription's place in the connection limits.
     pub(crate) slot: crate::limits::SubscriberSlot,
+    /// An HTTP/2 stream's place in its client's per-IP count.
+    pub(crate) stream: Option<crate::limits::StreamSlot>,
 }
 
 /// Topic selectors and `lastEventID` from a subscribe query string.
@@ -58,10 +60,13 @@ pub(crate) fn parse_query(
 }
 
 /// Authorizes and opens a subscription for a request.
+/// `stream_of`: the client's address when the subscription is an HTTP/2
+/// stream, which counts against its per-IP limit.
 pub(crate) async fn open(
     state: &std::sync::Arc<AppState>,
     headers: &HeaderMap,
     query: Option<&str>,
+    stream_of: Option<std::net::IpAddr>,
 ) -> Result<Opened, ApiError> {
     let (topics, query_last_event_id) = parse_query(query, state.config.max_topics)?;
     let last_event_id = requested_last_event_id(headers, query_last_event_id);
@@ -74,12 +79,16 @@ pub(crate) async fn open(
         request.payload = claims.payload;
         expires_at = claims.expires_at;
     }
+    let stream = stream_of
+        .map(|ip| crate::limits::ConnectionLimits::stream(state, ip))
+        .transpose()?;
     let slot = crate::limits::ConnectionLimits::subscribe(state)?;
     let subscription = state.hub.subscribe(request).await?;
     Ok(Opened {
         subscription,
         expires_at,
         slot,
+        stream,
     })
 }
 

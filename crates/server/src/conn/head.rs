@@ -1,7 +1,7 @@
 //! Reading and parsing a request head, before hyper or the lean path takes over.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use tokio::net::TcpStream;
+use tokio::io::AsyncRead;
 
 use crate::error::ApiError;
 
@@ -31,8 +31,8 @@ pub(super) enum Method {
 
 /// Reads until a whole request head is in `buf`. `Ok(None)`: the client
 /// closed first, or sent an HTTP/2 preface (left for hyper).
-pub(super) async fn read_head(
-    stream: &mut TcpStream,
+pub(super) async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Head>, ApiError> {
     use tokio::io::AsyncReadExt;

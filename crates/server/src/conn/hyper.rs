@@ -8,16 +8,29 @@ use std::time::Duration;
 use axum::Router;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-pub(super) async fn serve_with_hyper(
-    stream: TcpStream,
+/// The most streams a client may open at once on one HTTP/2 connection. A
+/// browser shares one connection between all tabs of an origin, so this is
+/// what one browser may hold; each stream also counts against the hub's
+/// limits as a subscriber.
+const MAX_STREAMS_PER_CONNECTION: u32 = 100;
+
+/// How long an HTTP/2 client may take to answer a ping before its connection
+/// is closed: what the write timeout is on HTTP/1.1 (a socket that accepts
+/// nothing), since a stalled connection also stalls the ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) async fn serve_with_hyper<S>(
+    stream: S,
     prefix: Bytes,
     router: Router,
     stopping: CancellationToken,
     header_read_timeout: Duration,
-) {
+    keep_alive: Duration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let io = TokioIo::new(Rewind {
         prefix,
@@ -32,6 +45,12 @@ pub(super) async fn serve_with_hyper(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .keep_alive_interval(keep_alive)
+        .keep_alive_timeout(PING_TIMEOUT);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -48,12 +67,12 @@ pub(super) async fn serve_with_hyper(
 }
 
 /// A socket that first yields bytes already read from it.
-struct Rewind {
+struct Rewind<S> {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl AsyncRead for Rewind {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -68,7 +87,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

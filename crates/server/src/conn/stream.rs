@@ -8,14 +8,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tidings_hub::Subscription;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::limits::{ConnectionGuard, SubscriberSlot};
 use crate::state::SharedState;
 use crate::subscribe;
 
 use super::head::{Head, Method};
+use super::peer::{Peer, PeerEvent, Written};
 
 /// Frames taken from a subscription for one write.
 const MAX_FRAMES_PER_WRITE: usize = 64;
@@ -29,21 +29,20 @@ const WRITE_TIMED_OUT: &str = "client stopped reading (write timeout)";
 const WRITE_FAILED: &str = "write failed";
 
 /// A streaming subscriber connection: all a subscriber holds for its life.
-pub(super) struct SubscriberConn {
-    pub(super) stream: TcpStream,
+pub(super) struct SubscriberConn<S> {
+    pub(super) stream: S,
     pub(super) subscription: Subscription,
     /// `exp` of the subscriber's token, in Unix seconds.
     pub(super) expires_at: Option<u64>,
     pub(super) chunked: bool,
     pub(super) peer: SocketAddr,
     pub(super) started: Instant,
-    /// Frees the connection's place in the limits when dropped.
+    /// Frees the connection's (and the subscriber's) place in the limits
+    /// when dropped.
     pub(super) _guard: ConnectionGuard,
-    /// Frees the subscriber's place when dropped.
-    pub(super) _slot: SubscriberSlot,
 }
 
-impl SubscriberConn {
+impl<S: Peer> SubscriberConn<S> {
     pub(super) async fn run(mut self: Box<Self>) {
         let (reason, written) = stream_frames(
             &mut self.stream,
@@ -80,8 +79,8 @@ pub(super) struct Started {
 
 /// Authorizes, subscribes and writes the response head. `None` when the
 /// request was refused (the error is written) or is a `HEAD`.
-pub(super) async fn start_subscription(
-    stream: &mut TcpStream,
+pub(super) async fn start_subscription<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     peer: SocketAddr,
     head: Head,
     state: &SharedState,
@@ -92,7 +91,7 @@ pub(super) async fn start_subscription(
     let answer = if head.method == Method::Head {
         subscribe::probe(state, &head.headers, head.query.as_deref()).map(|headers| (headers, None))
     } else {
-        subscribe::open(state, &head.headers, head.query.as_deref())
+        subscribe::open(state, &head.headers, head.query.as_deref(), None)
             .await
             .map(|opened| {
                 (
@@ -106,6 +105,7 @@ pub(super) async fn start_subscription(
         Err(error) => {
             tracing::info!(%peer, status = error.status.as_u16(), reason = %error.message, "subscription refused");
             let _ = stream.write_all(&error.to_http1(&cors)).await;
+            let _ = stream.flush().await;
             return None;
         }
     };
@@ -122,11 +122,12 @@ pub(super) async fn start_subscription(
     let Some(opened) = opened else {
         // HEAD: the headers only.
         let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.flush().await;
         return None;
     };
     // A first comment flushes the headers through any proxy at once.
     response.push_str(if chunked { "3\r\n:\n\n\r\n" } else { ":\n\n" });
-    if stream.write_all(response.as_bytes()).await.is_err() {
+    if stream.write_all(response.as_bytes()).await.is_err() || stream.flush().await.is_err() {
         return None;
     }
     bytes_written().increment(response.len() as u64);
@@ -151,7 +152,7 @@ fn bytes_written() -> &'static metrics::Counter {
 enum Wake {
     Frames,
     End,
-    Readable,
+    Closed,
     SocketError,
     Expired,
 }
@@ -159,8 +160,8 @@ enum Wake {
 /// The life of a subscriber connection: wait for frames, write them. Its
 /// state is a few words (no inner futures while idle), because there are
 /// many of these and they live long. Returns why it ended and bytes written.
-pub(super) async fn stream_frames(
-    stream: &mut TcpStream,
+pub(super) async fn stream_frames<S: Peer>(
+    stream: &mut S,
     subscription: &mut Subscription,
     expires_at: Option<u64>,
     chunked: bool,
@@ -180,10 +181,14 @@ pub(super) async fn stream_frames(
                 Poll::Ready(_) => return Poll::Ready(Wake::Frames),
                 Poll::Pending => {}
             }
-            match stream.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => Poll::Ready(Wake::Readable),
-                Poll::Ready(Err(_)) => Poll::Ready(Wake::SocketError),
-                Poll::Pending => Poll::Pending,
+            loop {
+                return match stream.poll_peer(cx) {
+                    Poll::Ready(PeerEvent::Closed) => Poll::Ready(Wake::Closed),
+                    Poll::Ready(PeerEvent::Failed) => Poll::Ready(Wake::SocketError),
+                    // Nothing more is expected from a subscriber; ignore it.
+                    Poll::Ready(PeerEvent::Sent) => continue,
+                    Poll::Pending => Poll::Pending,
+                };
             }
         })
         .await;
@@ -214,12 +219,7 @@ pub(super) async fn stream_frames(
             Wake::End => return ("the hub is shutting down", written),
             Wake::Expired => return ("token expired", written),
             Wake::SocketError => return ("socket error", written),
-            Wake::Readable => match stream.try_read(&mut [0u8; 64]) {
-                Ok(0) => return ("client closed the connection", written),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return ("socket error", written),
-                Ok(_) => {} // Nothing more is expected from a subscriber; ignore it.
-            },
+            Wake::Closed => return ("client closed the connection", written),
         }
     }
 }
@@ -245,18 +245,10 @@ pub(crate) async fn token_deadline(expires_at: Option<u64>) {
     }
 }
 
-/// What [`write_now`] managed.
-enum Written {
-    /// Everything: this many bytes.
-    All(usize),
-    /// The socket filled up: `rest` is still to be written, of `total`.
-    Partly { total: usize, rest: Vec<u8> },
-}
-
 /// Writes frames as one chunk (HTTP/1.1) or raw (HTTP/1.0), with vectored
 /// writes, as far as the socket takes them without waiting: the common case,
 /// which needs no future state at all.
-fn write_now(stream: &TcpStream, frames: &[Bytes], chunked: bool) -> io::Result<Written> {
+fn write_now<S: Peer>(stream: &mut S, frames: &[Bytes], chunked: bool) -> io::Result<Written> {
     let len: usize = frames.iter().map(Bytes::len).sum();
     let chunk_head = if chunked {
         format!("{len:x}\r\n")
@@ -269,29 +261,17 @@ fn write_now(stream: &TcpStream, frames: &[Bytes], chunked: bool) -> io::Result<
     slices.extend(frames.iter().map(|f| IoSlice::new(f)));
     slices.push(IoSlice::new(chunk_tail));
     let total = chunk_head.len() + len + chunk_tail.len();
-    let mut remaining = &mut slices[..];
-    IoSlice::advance_slices(&mut remaining, 0);
-    let mut done = 0;
-    while done < total {
-        match stream.try_write_vectored(remaining) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                done += n;
-                IoSlice::advance_slices(&mut remaining, n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let rest = remaining.iter().flat_map(|s| s.iter().copied()).collect();
-                return Ok(Written::Partly { total, rest });
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Written::All(total))
+    stream.write_now(&mut slices, total)
 }
 
-/// Writes what a full socket did not take, within [`WRITE_TIMEOUT`].
-async fn finish_write(stream: &mut TcpStream, rest: Vec<u8>) -> io::Result<()> {
-    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&rest)).await {
+/// Writes (and flushes) what a full socket did not take, within
+/// [`WRITE_TIMEOUT`].
+async fn finish_write<S: Peer>(stream: &mut S, rest: Vec<u8>) -> io::Result<()> {
+    let finishing = async {
+        stream.write_all(&rest).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, finishing).await {
         Ok(result) => result,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
@@ -320,10 +300,13 @@ mod size_tests {
         let peer = stream.local_addr().unwrap();
         let task = crate::conn::handle(
             stream,
-            peer,
-            state.clone(),
-            router,
-            tokio_util::sync::CancellationToken::new(),
+            crate::conn::Context {
+                peer,
+                state: state.clone(),
+                router,
+                stopping: tokio_util::sync::CancellationToken::new(),
+                tls: None,
+            },
         );
         let task_size = std::mem::size_of_val(&task);
         assert!(
@@ -345,7 +328,7 @@ mod size_tests {
             streaming_size <= 192,
             "stream_frames grew to {streaming_size} bytes"
         );
-        let held = std::mem::size_of::<super::SubscriberConn>();
+        let held = std::mem::size_of::<super::SubscriberConn<tokio::net::TcpStream>>();
         assert!(held <= 256, "SubscriberConn grew to {held} bytes");
     }
 }
