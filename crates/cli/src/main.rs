@@ -9,6 +9,7 @@ mod decode;
 mod publish;
 mod serve;
 mod subscribe;
+mod tls;
 mod token;
 
 use std::process::ExitCode;

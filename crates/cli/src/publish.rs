@@ -54,6 +54,8 @@ pub(crate) struct Args {
     /// Algorithm for --jwt-key.
     #[arg(long, default_value = "HS256")]
     alg: String,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -104,7 +106,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = args.tls.client()?;
         let mut request = client
             .post(&args.url)
             .header("Content-Type", "application/x-www-form-urlencoded")

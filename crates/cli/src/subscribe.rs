@@ -46,6 +46,8 @@ pub(crate) struct Args {
     /// Reconnect when nothing (not even a keep-alive) arrives for this many seconds.
     #[arg(long)]
     read_timeout: Option<f64>,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -83,6 +85,10 @@ async fn follow(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(seconds) = args.read_timeout {
         builder = builder.read_timeout(seconds_arg(seconds, "--read-timeout")?);
     }
+    for pem in args.tls.roots()? {
+        builder = builder.root_certificate(pem);
+    }
+    builder = builder.danger_accept_invalid_certificates(args.tls.insecure());
     let mut source = builder.build().context("cannot start the stream")?;
     let deadline = args
         .timeout
