@@ -3,6 +3,7 @@
 // through playwright-core, and waiting for DOM states instead of sleeping.
 
 import { spawn } from 'node:child_process';
+import https from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -76,7 +77,7 @@ export async function startHub(t, { dataDir, port = 0, demo = false, extraArgs =
     });
     stdout.on('line', (line) => {
       keep(line);
-      const match = /^Tidings hub listening on (http:\/\/\S+)/.exec(line);
+      const match = /^Tidings hub listening on (https?:\/\/\S+)/.exec(line);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]);
@@ -100,6 +101,51 @@ export async function demoToken(hub) {
   const body = await response.json();
   if (typeof body.token !== 'string' || !(body.expiresIn > 0)) throw new Error(`unexpected /demo/token body: ${JSON.stringify(body)}`);
   return body.token;
+}
+
+/**
+ * Publishes form-encoded fields over HTTPS to a hub with a development
+ * (self-signed) certificate, which Node's fetch would refuse.
+ */
+export function publishTls(hub, token, fields) {
+  const body = new URLSearchParams();
+  for (const [key, value] of Object.entries(fields)) body.append(key, String(value));
+  return new Promise((resolve, reject) => {
+    const request = https.request(
+      `${hub.url}/.well-known/mercure`,
+      {
+        method: 'POST',
+        rejectUnauthorized: false,
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => (response.statusCode === 200 ? resolve(text.trim()) : reject(new Error(`publish answered ${response.statusCode}: ${text}`))));
+      },
+    );
+    request.on('error', reject);
+    request.end(body.toString());
+  });
+}
+
+/** A token from /demo/token of a hub with a development certificate. */
+export function demoTokenTls(hub) {
+  return new Promise((resolve, reject) => {
+    https
+      .get(`${hub.url}/demo/token`, { rejectUnauthorized: false }, (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => {
+          try {
+            resolve(JSON.parse(text).token);
+          } catch (error) {
+            reject(error);
+          }
+        });
+      })
+      .on('error', reject);
+  });
 }
 
 /** Publishes form-encoded fields over plain HTTP; resolves with the id the hub answered. */
