@@ -36,8 +36,22 @@ command -v redis-server >/dev/null || need_packages redis-server
 step "tests"
 cargo test --workspace
 
-step "fuzz target builds (run it with: see crates/codec/fuzz/README.md)"
-cargo check --locked --manifest-path crates/codec/fuzz/Cargo.toml --no-default-features
+step "fuzzing: every target for ${FUZZ_SECONDS:=30} s from its seed corpus (crates/*/fuzz/README.md)"
+# cargo-fuzz on the stable toolchain, without a sanitizer (-s none): the code
+# has no unsafe, and the runs find panics and broken promises (asserts).
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+fuzz() { # crate dir, target, seeds dir, extra libFuzzer flags...
+    local dir=$1 target=$2 seeds=$3
+    shift 3
+    local corpus
+    corpus="$(mktemp -d)"
+    (cd "$dir" && cargo fuzz run -s none --fuzz-dir fuzz "$target" "$corpus" "$seeds" -- \
+        -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$@" 2>&1 | tail -n 5)
+    rm -rf "$corpus"
+}
+fuzz crates/codec decode fuzz/seeds/decode -dict=fuzz/decode.dict
+fuzz crates/server publish_body fuzz/seeds/publish
+fuzz crates/server selector fuzz/seeds/selector
 
 step "browser tests (Debian's Chromium, installed when missing)"
 tests/browser/run.sh
