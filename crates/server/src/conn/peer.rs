@@ -124,3 +124,39 @@ impl Peer for TlsStream<TcpStream> {
         }
     }
 }
+
+/// An in-memory socket for tests: the far end of a `tokio::io::duplex`,
+/// polled like TLS, so that timing tests run on paused time.
+#[cfg(test)]
+impl Peer for tokio::io::DuplexStream {
+    fn poll_peer(&mut self, cx: &mut Context<'_>) -> Poll<PeerEvent> {
+        let mut scratch = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut scratch);
+        match Pin::new(self).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(PeerEvent::Closed),
+            Poll::Ready(Ok(())) => Poll::Ready(PeerEvent::Sent),
+            Poll::Ready(Err(_)) => Poll::Ready(PeerEvent::Failed),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn write_now(&mut self, slices: &mut [IoSlice<'_>], total: usize) -> io::Result<Written> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut remaining = slices;
+        let mut done = 0;
+        while done < total {
+            match Pin::new(&mut *self).poll_write_vectored(&mut cx, remaining) {
+                Poll::Ready(Ok(n)) => {
+                    done += n;
+                    IoSlice::advance_slices(&mut remaining, n);
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => {
+                    let rest = remaining.iter().flat_map(|s| s.iter().copied()).collect();
+                    return Ok(Written::Partly { total, rest });
+                }
+            }
+        }
+        Ok(Written::All(total))
+    }
+}

@@ -331,4 +331,52 @@ mod size_tests {
         let held = std::mem::size_of::<super::SubscriberConn<tokio::net::TcpStream>>();
         assert!(held <= 256, "SubscriberConn grew to {held} bytes");
     }
+
+    /// A subscriber whose socket takes nothing is dropped one write timeout
+    /// after its socket filled, not two: the closing chunk used to get a
+    /// timeout of its own.
+    #[tokio::test]
+    async fn regression_a_stuck_subscriber_is_dropped_after_one_write_timeout() {
+        let config = crate::Config {
+            storage: crate::Storage::Memory,
+            jwt_key: Some("0123456789abcdef0123456789abcdef".into()),
+            ..crate::Config::default()
+        };
+        let server = crate::Server::new(config).unwrap();
+        let hub = server.hub().clone();
+        let subscription = hub
+            .subscribe(tidings_hub::SubscribeRequest::new(["t"]))
+            .await
+            .unwrap();
+        for i in 0..8 {
+            hub.publish(tidings_hub::Update::new("t", "x".repeat(4096)).id(i.to_string()))
+                .await
+                .unwrap();
+        }
+        hub.caught_up().await.unwrap();
+        // The far end never reads: a 1 KiB pipe fills with the first frame.
+        let (socket, _far_end) = tokio::io::duplex(1024);
+        let guard =
+            crate::limits::ConnectionGuard::admit(&server.state, [127, 0, 0, 1].into()).unwrap();
+        let conn = Box::new(super::SubscriberConn {
+            stream: socket,
+            subscription,
+            expires_at: None,
+            chunked: true,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            started: std::time::Instant::now(),
+            _guard: guard,
+        });
+        // Everything is queued: only timers are left, and paused time runs
+        // them in order.
+        tokio::time::pause();
+        let started = tokio::time::Instant::now();
+        conn.run().await;
+        let took = started.elapsed();
+        assert!(
+            took >= super::WRITE_TIMEOUT && took < super::WRITE_TIMEOUT * 3 / 2,
+            "dropped after {took:?}, the write timeout is {:?}",
+            super::WRITE_TIMEOUT
+        );
+    }
 }
