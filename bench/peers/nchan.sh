@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Nchan (nginx's pub/sub module, C) on loopback, for side-by-side runs.
 #   bench/peers/nchan.sh PORT      # runs in the foreground until killed
+#   TLS=1 bench/peers/nchan.sh PORT    # HTTPS (HTTP/1.1), a self-signed certificate
 # Subscribe: GET /sub?id=CHANNEL (EventSource); publish: POST /pub?id=CHANNEL
 # with the data as the body. Installs Debian's nginx and libnginx-mod-nchan
 # when missing. Memory storage, as Nchan's default.
@@ -15,6 +16,12 @@ fi
 dir="$(mktemp -d /tmp/tidings-nchan.XXXXXX)"
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/logs"
+listen="listen 127.0.0.1:$port;"
+if [[ "${TLS:-}" == 1 ]]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 1 \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+    listen="listen 127.0.0.1:$port ssl; ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem;"
+fi
 cat > "$dir/nginx.conf" <<CONF
 load_module $module;
 worker_processes auto;
@@ -28,7 +35,7 @@ http {
     client_body_temp_path $dir/body;
     nchan_max_reserved_memory 512M;
     server {
-        listen 127.0.0.1:$port;
+        $listen
         keepalive_requests 10000000;
         location = /sub { nchan_subscriber eventsource; nchan_channel_id \$arg_id; }
         location = /pub { nchan_publisher; nchan_channel_id \$arg_id; nchan_message_buffer_length 100000; }

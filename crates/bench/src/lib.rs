@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod chunked;
+mod net;
 mod publisher;
 mod subscriber;
 
@@ -66,18 +67,30 @@ pub(crate) struct Target {
     path_and_query: String,
     /// Extra header lines, each ending in CRLF.
     extra_headers: String,
+    /// `https://`: TLS, certificates not checked.
+    tls: bool,
+    /// The host, for TLS's server name.
+    server_name: String,
 }
 
 impl Target {
     fn parse(raw: &str) -> Result<Target, BenchError> {
         let url = url::Url::parse(raw).map_err(|e| BenchError::Url(format!("{raw}: {e}")))?;
-        if url.scheme() != "http" {
-            return Err(BenchError::Url(format!("{raw}: only http:// is supported")));
-        }
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => {
+                return Err(BenchError::Url(format!(
+                    "{raw}: only http:// and https:// are supported"
+                )));
+            }
+        };
         let host = url
             .host_str()
             .ok_or_else(|| BenchError::Url(format!("{raw}: no host")))?;
-        let port = url.port_or_known_default().unwrap_or(80);
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
         let mut path_and_query = url.path().to_owned();
         if let Some(query) = url.query() {
             path_and_query.push('?');
@@ -88,6 +101,8 @@ impl Target {
             host: format!("{host}:{port}"),
             path_and_query,
             extra_headers: String::new(),
+            tls,
+            server_name: host.to_owned(),
         })
     }
 }

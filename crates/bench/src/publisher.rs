@@ -1,16 +1,16 @@
 //! The benchmark publisher: POSTs over one kept-alive connection.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::chunked::Dechunker;
+use crate::net::Conn;
 use crate::{BenchError, PublishFormat, Target};
 
 const CLOSED: &str = "the server closed the publishing connection";
 
 /// One kept-alive publishing connection.
 pub(crate) struct Publisher {
-    stream: TcpStream,
+    stream: Conn,
     target: Target,
     format: PublishFormat,
     buf: Vec<u8>,
@@ -21,10 +21,7 @@ impl Publisher {
         target: Target,
         format: PublishFormat,
     ) -> Result<Publisher, BenchError> {
-        let stream = TcpStream::connect(&target.addr)
-            .await
-            .map_err(|e| BenchError::Connect(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
+        let stream = Conn::open(&target).await?;
         Ok(Publisher {
             stream,
             target,
@@ -39,10 +36,7 @@ impl Publisher {
     pub(crate) async fn publish(&mut self, data: &str) -> Result<(), BenchError> {
         match self.publish_once(data).await {
             Err(BenchError::Publish(reason)) if reason == CLOSED => {
-                self.stream = TcpStream::connect(&self.target.addr)
-                    .await
-                    .map_err(|e| BenchError::Connect(e.to_string()))?;
-                let _ = self.stream.set_nodelay(true);
+                self.stream = Conn::open(&self.target).await?;
                 self.buf.clear();
                 self.publish_once(data).await
             }
@@ -70,6 +64,10 @@ impl Publisher {
         );
         self.stream
             .write_all(request.as_bytes())
+            .await
+            .map_err(|e| BenchError::Publish(e.to_string()))?;
+        self.stream
+            .flush()
             .await
             .map_err(|e| BenchError::Publish(e.to_string()))?;
         self.read_response().await

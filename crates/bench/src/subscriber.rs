@@ -8,10 +8,10 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use tidings_codec::{Decoder, Item};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::chunked::Dechunker;
+use crate::net::Conn;
 use crate::{BenchError, Target};
 
 /// What a subscriber measured.
@@ -22,16 +22,18 @@ pub(crate) struct Received {
 }
 
 /// Opens the stream and returns once the response head arrived.
-pub(crate) async fn connect(target: &Target) -> Result<(TcpStream, Vec<u8>, bool), BenchError> {
-    let mut stream = TcpStream::connect(&target.addr)
-        .await
-        .map_err(|e| BenchError::Connect(e.to_string()))?;
+pub(crate) async fn connect(target: &Target) -> Result<(Conn, Vec<u8>, bool), BenchError> {
+    let mut stream = Conn::open(target).await?;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n{}\r\n",
         target.path_and_query, target.host, target.extra_headers
     );
     stream
         .write_all(request.as_bytes())
+        .await
+        .map_err(|e| BenchError::Connect(e.to_string()))?;
+    stream
+        .flush()
         .await
         .map_err(|e| BenchError::Connect(e.to_string()))?;
     let mut buf = Vec::with_capacity(1024);
@@ -64,7 +66,7 @@ pub(crate) async fn connect(target: &Target) -> Result<(TcpStream, Vec<u8>, bool
 
 /// Reads events until `stop` turns true; counts into `total` as it goes.
 pub(crate) async fn read_events(
-    mut stream: TcpStream,
+    mut stream: Conn,
     first: Vec<u8>,
     chunked: bool,
     epoch: Instant,

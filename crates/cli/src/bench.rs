@@ -57,6 +57,14 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args
+        .url
+        .iter()
+        .chain(&args.publish_url)
+        .any(|u| u.starts_with("https://"))
+    {
+        eprintln!("tidings bench: https:// certificates are not checked (a loopback benchmark)");
+    }
     let mut config = BenchConfig::new(&args.url[0])?;
     for url in &args.url[1..] {
         config.also_subscribe(url)?;
