@@ -83,45 +83,12 @@ impl Peer for TcpStream {
 
 impl Peer for TlsStream<TcpStream> {
     fn poll_peer(&mut self, cx: &mut Context<'_>) -> Poll<PeerEvent> {
-        let mut scratch = [0u8; 64];
-        let mut buf = ReadBuf::new(&mut scratch);
-        match Pin::new(self).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(PeerEvent::Closed),
-            Poll::Ready(Ok(())) => Poll::Ready(PeerEvent::Sent),
-            Poll::Ready(Err(_)) => Poll::Ready(PeerEvent::Failed),
-            Poll::Pending => Poll::Pending,
-        }
+        poll_peer_by_reading(self, cx)
     }
 
     fn write_now(&mut self, slices: &mut [IoSlice<'_>], total: usize) -> io::Result<Written> {
-        // The caller waits on the socket only if this cannot finish, so a
-        // no-op waker suffices here; the wait registers a real one.
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut remaining = slices;
-        let mut done = 0;
-        while done < total {
-            match Pin::new(&mut *self).poll_write_vectored(&mut cx, remaining) {
-                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    done += n;
-                    IoSlice::advance_slices(&mut remaining, n);
-                }
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => {
-                    let rest = remaining.iter().flat_map(|s| s.iter().copied()).collect();
-                    return Ok(Written::Partly { total, rest });
-                }
-            }
-        }
         // rustls holds the records until flushed.
-        match Pin::new(self).poll_flush(&mut cx) {
-            Poll::Ready(Ok(())) => Ok(Written::All(total)),
-            Poll::Ready(Err(e)) => Err(e),
-            Poll::Pending => Ok(Written::Partly {
-                total,
-                rest: Vec::new(),
-            }),
-        }
+        write_now_by_polling(self, slices, total)
     }
 }
 
@@ -130,33 +97,59 @@ impl Peer for TlsStream<TcpStream> {
 #[cfg(test)]
 impl Peer for tokio::io::DuplexStream {
     fn poll_peer(&mut self, cx: &mut Context<'_>) -> Poll<PeerEvent> {
-        let mut scratch = [0u8; 64];
-        let mut buf = ReadBuf::new(&mut scratch);
-        match Pin::new(self).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(PeerEvent::Closed),
-            Poll::Ready(Ok(())) => Poll::Ready(PeerEvent::Sent),
-            Poll::Ready(Err(_)) => Poll::Ready(PeerEvent::Failed),
-            Poll::Pending => Poll::Pending,
-        }
+        poll_peer_by_reading(self, cx)
     }
 
     fn write_now(&mut self, slices: &mut [IoSlice<'_>], total: usize) -> io::Result<Written> {
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut remaining = slices;
-        let mut done = 0;
-        while done < total {
-            match Pin::new(&mut *self).poll_write_vectored(&mut cx, remaining) {
-                Poll::Ready(Ok(n)) => {
-                    done += n;
-                    IoSlice::advance_slices(&mut remaining, n);
-                }
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => {
-                    let rest = remaining.iter().flat_map(|s| s.iter().copied()).collect();
-                    return Ok(Written::Partly { total, rest });
-                }
+        write_now_by_polling(self, slices, total)
+    }
+}
+
+/// What the client did, found by reading (and dropping) what it sent.
+fn poll_peer_by_reading<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    cx: &mut Context<'_>,
+) -> Poll<PeerEvent> {
+    let mut scratch = [0u8; 64];
+    let mut buf = ReadBuf::new(&mut scratch);
+    match Pin::new(stream).poll_read(cx, &mut buf) {
+        Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(PeerEvent::Closed),
+        Poll::Ready(Ok(())) => Poll::Ready(PeerEvent::Sent),
+        Poll::Ready(Err(_)) => Poll::Ready(PeerEvent::Failed),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// Writes by polling with a no-op waker: the caller waits on the socket
+/// only if this cannot finish, and that wait registers a real waker.
+fn write_now_by_polling<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    slices: &mut [IoSlice<'_>],
+    total: usize,
+) -> io::Result<Written> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut remaining = slices;
+    let mut done = 0;
+    while done < total {
+        match Pin::new(&mut *stream).poll_write_vectored(&mut cx, remaining) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => {
+                done += n;
+                IoSlice::advance_slices(&mut remaining, n);
+            }
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => {
+                let rest = remaining.iter().flat_map(|s| s.iter().copied()).collect();
+                return Ok(Written::Partly { total, rest });
             }
         }
-        Ok(Written::All(total))
+    }
+    match Pin::new(stream).poll_flush(&mut cx) {
+        Poll::Ready(Ok(())) => Ok(Written::All(total)),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(Written::Partly {
+            total,
+            rest: Vec::new(),
+        }),
     }
 }
