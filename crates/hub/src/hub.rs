@@ -113,7 +113,8 @@ impl SubscribeRequest {
 ///
 /// Needs a Tokio runtime. The writer is a task; the tail loop, which fans
 /// out, runs on a thread of its own so that its wake-ups of thousands of
-/// subscriber tasks spread over every worker (see `tail.rs`).
+/// subscriber tasks spread over every worker (see `tail.rs`), or on a
+/// current-thread runtime as one of its tasks.
 #[derive(Debug, Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
@@ -123,7 +124,14 @@ pub struct Hub {
 struct Inner {
     shared: Arc<Shared>,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    tail: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    tail: std::sync::Mutex<Option<TailLoop>>,
+}
+
+/// Where the tail loop runs.
+#[derive(Debug)]
+enum TailLoop {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 /// What the loops, the subscriptions and the hub handles share.
@@ -214,14 +222,23 @@ impl Hub {
         });
         let tail = {
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("tidings-tail".into())
-                .spawn(move || runtime.block_on(crate::tail::run_tail(shared)))
-                .map_err(|e| {
-                    Error::Log(crate::LogError::Io(format!(
-                        "cannot start the tail thread: {e}"
-                    )))
-                })?
+            // A thread spreads the fan-out's wakes over the runtime's
+            // workers (see `tail.rs`). A current-thread runtime has one
+            // worker, so there is nothing to spread: the tail is its task,
+            // and its clock (paused in tests) governs the tail too.
+            if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+                TailLoop::Task(runtime.spawn(crate::tail::run_tail(shared)))
+            } else {
+                let thread = std::thread::Builder::new()
+                    .name("tidings-tail".into())
+                    .spawn(move || runtime.block_on(crate::tail::run_tail(shared)))
+                    .map_err(|e| {
+                        Error::Log(crate::LogError::Io(format!(
+                            "cannot start the tail thread: {e}"
+                        )))
+                    })?;
+                TailLoop::Thread(thread)
+            }
         };
         let writer = tokio::spawn(writer::run_writer(shared.clone(), rx));
         let (weak, period) = (Arc::downgrade(&shared), shared.config.keep_alive);
@@ -441,8 +458,14 @@ impl Hub {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.caught_up()).await;
         shared.stopping.send_replace(true);
         let tail = self.inner.tail.lock().ok().and_then(|mut t| t.take());
-        if let Some(tail) = tail {
-            let _ = tokio::task::spawn_blocking(move || tail.join()).await;
+        match tail {
+            Some(TailLoop::Thread(thread)) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            Some(TailLoop::Task(task)) => {
+                let _ = task.await;
+            }
+            None => {}
         }
         for subscriber in shared.index().subscribers() {
             subscriber.close();

@@ -7,7 +7,8 @@
 //! subscriber tasks from a runtime worker puts them all on that worker's local
 //! queue, and a measured fan-out on a runtime task was slower for it
 //! (BENCHMARKS.md, "fan-out on a runtime task"). From a foreign thread the
-//! wakes go to the shared queue, which every worker takes from.
+//! wakes go to the shared queue, which every worker takes from. On a
+//! current-thread runtime there is one worker only, and the loop is its task.
 
 use std::sync::Arc;
 use std::time::Duration;

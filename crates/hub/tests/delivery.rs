@@ -187,19 +187,34 @@ async fn retention_by_count_and_bytes_evicts_the_oldest() {
     assert_eq!(next_ids(&mut sub, 2).await, strings(&["4", "5"]));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keep_alive_comments_on_idle_subscriptions_only() {
+    let period = Duration::from_secs(30);
+    let start = tokio::time::Instant::now();
     let config = HubConfig {
-        keep_alive: Duration::from_millis(50),
+        keep_alive: period,
         ..HubConfig::default()
     };
     let hub = Hub::new(MemoryLog::new(Retention::default()), config).unwrap();
-    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
-    let frame = tokio::time::timeout(common::WAIT, sub.next())
+    let mut idle = hub
+        .subscribe(SubscribeRequest::new(["idle"]))
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(&frame[..], b":\n\n");
+    let mut busy = hub
+        .subscribe(SubscribeRequest::new(["busy"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    hub.publish(Update::new("busy", "x").id("1")).await.unwrap();
+    assert_eq!(next_event(&mut busy).await.0, "1");
+    // The first tick finds the idle one idle, the busy one not.
+    assert_eq!(&idle.next().await.unwrap()[..], b":\n\n");
+    assert_eq!(start.elapsed(), period);
+    // The busy one got nothing since: the next tick comments on it.
+    assert_eq!(&busy.next().await.unwrap()[..], b":\n\n");
+    assert_eq!(start.elapsed(), 2 * period);
+    assert_eq!(&idle.next().await.unwrap()[..], b":\n\n");
+    assert_eq!(start.elapsed(), 2 * period);
 }
 
 #[tokio::test]

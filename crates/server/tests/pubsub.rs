@@ -360,21 +360,31 @@ async fn private_updates_reach_only_subscribers_whose_token_matches() {
     hub.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idle_streams_get_keep_alive_comments() {
+    // Under the wait of the helpers, which is on the same (paused) clock.
+    let period = std::time::Duration::from_secs(3);
     let hub = TestHub::start(tidings_server::Config {
-        keep_alive: std::time::Duration::from_millis(100),
+        keep_alive: period,
         ..config()
     })
     .await;
     for path in PATHS {
         let mut stream = hub.subscribe_via(path, "topic=quiet", &[]).await;
-        // The opening comment, then at least one keep-alive.
-        for _ in 0..2 {
+        // The opening comment, then a keep-alive within one period, and
+        // one at every period after it.
+        assert!(matches!(stream.item().await, Some(Item::Comment(_))));
+        let mut last = None;
+        for _ in 0..3 {
             match stream.item().await {
                 Some(Item::Comment(_)) => {}
                 other => panic!("expected a comment on {path:?}, got {other:?}"),
             }
+            let now = tokio::time::Instant::now();
+            if let Some(last) = last {
+                assert_eq!(now - last, period, "{path:?}");
+            }
+            last = Some(now);
         }
         hub.publish(&[("topic", "quiet"), ("data", "awake")]).await;
         assert_eq!(stream.data(1).await, ["awake"], "{path:?}");

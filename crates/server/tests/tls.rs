@@ -133,19 +133,30 @@ async fn every_http2_stream_counts_against_the_per_ip_limit() {
 }
 
 /// Reads until the server closes the connection; panics if it does not
-/// within the wait.
-async fn closed_by_server(mut stream: tokio::net::TcpStream) {
+/// within the wait. Returns how long that took.
+async fn closed_by_server(mut stream: tokio::net::TcpStream) -> Duration {
+    let started = tokio::time::Instant::now();
     let mut sink = Vec::new();
     timeout(WAIT, stream.read_to_end(&mut sink))
         .await
         .expect("the server closes the connection within the wait")
         .ok();
+    started.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn regression_an_http2_preface_and_then_nothing_does_not_hold_a_connection() {
+    // On the paused clock, under the helpers' wait (the same clock).
+    let limit = Duration::from_secs(5);
+    // Closed at the limit, or a GOAWAY's grace (1 s) after it.
+    let at_the_limit = |took: Duration| {
+        assert!(
+            took >= limit && took <= limit + Duration::from_millis(1100),
+            "{took:?}"
+        );
+    };
     let quick = Config {
-        header_read_timeout: Duration::from_millis(300),
+        header_read_timeout: limit,
         max_connections_per_ip: 3,
         ..config()
     };
@@ -156,12 +167,13 @@ async fn regression_an_http2_preface_and_then_nothing_does_not_hold_a_connection
         b"PRI * HTTP/2.0\r\n",
     ] {
         let stalled = common::raw(hub.addr, sent).await;
-        closed_by_server(stalled).await;
+        at_the_limit(closed_by_server(stalled).await);
     }
     // Closed, they gave their places back: more than the per-IP limit of
     // them, one after another, still get through.
     for _ in 0..4 {
-        closed_by_server(common::raw(hub.addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await).await;
+        let stalled = common::raw(hub.addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+        at_the_limit(closed_by_server(stalled).await);
     }
     assert_eq!(hub.get("/healthz").await.status, http::StatusCode::OK);
     hub.stop().await;
@@ -173,7 +185,7 @@ async fn regression_an_http2_preface_and_then_nothing_does_not_hold_a_connection
     .await;
     for _ in 0..4 {
         let silent = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
-        closed_by_server(silent).await;
+        at_the_limit(closed_by_server(silent).await);
     }
     hub.stop().await;
 }

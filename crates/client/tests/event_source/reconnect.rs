@@ -55,7 +55,7 @@ async fn the_retry_field_sets_the_reported_delay() {
     assert_eq!(server.connections(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn backoff_grows_on_repeated_failures_is_capped_and_resets() {
     // Connections 0-2 are closed before any answer (network errors), 3-5
     // answer 200 and end at once (no event: failures too), 6 delivers an
@@ -67,22 +67,25 @@ async fn backoff_grows_on_repeated_failures_is_capped_and_resets() {
         _ => no_content(),
     })
     .await;
+    let mut server = server;
     let mut events = EventSource::builder(server.url("/"))
-        .retry(ms(20))
-        .max_retry(ms(100))
+        .retry(ms(1000))
+        .max_retry(ms(5000))
         .build()
         .unwrap();
-    // Equal jitter: failure n waits within [c/2, c] for c = min(20 ms * 2^n, 100 ms).
+    // Equal jitter: failure n waits within [c/2, c] for c = min(1 s * 2^n, 5 s).
     let bounds = [
-        (20, 40),
-        (40, 80),
-        (50, 100),
-        (50, 100),
-        (50, 100),
-        (50, 100),
+        (1000, 2000),
+        (2000, 4000),
+        (2500, 5000),
+        (2500, 5000),
+        (2500, 5000),
+        (2500, 5000),
     ];
+    let mut delays = Vec::new();
     for (n, (low, high)) in bounds.into_iter().enumerate() {
         let (delay, error) = next_reconnect(&mut events).await;
+        delays.push(delay);
         assert!(
             (ms(low)..=ms(high)).contains(&delay),
             "failure {}: {delay:?}",
@@ -97,15 +100,29 @@ async fn backoff_grows_on_repeated_failures_is_capped_and_resets() {
     let (delay, _) = next_reconnect(&mut events).await;
     assert_eq!(
         delay,
-        ms(20),
+        ms(1000),
         "a stream that delivered an event resets the backoff"
     );
+    delays.push(delay);
     let (delay, _) = next_reconnect(&mut events).await;
     assert!(
-        (ms(20)..=ms(40)).contains(&delay),
+        (ms(1000)..=ms(2000)).contains(&delay),
         "counting from one again: {delay:?}"
     );
+    delays.push(delay);
     assert!(next_or_end(&mut events).await.is_none());
+    // The client waited what it reported, between every two connections.
+    let mut previous = server.request().await.at;
+    for (n, delay) in delays.into_iter().enumerate() {
+        let at = server.request().await.at;
+        let waited = at - previous;
+        assert!(
+            waited >= delay && waited < delay + ms(50),
+            "before connection {}: waited {waited:?} for {delay:?}",
+            n + 1
+        );
+        previous = at;
+    }
 }
 
 #[tokio::test]
@@ -200,7 +217,7 @@ async fn method_headers_and_body_are_resent_on_every_reconnection() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_silent_connection_is_dropped_after_the_read_timeout() {
     let mut server = Server::start(|n, _| match n {
         0 => vec![
@@ -211,16 +228,22 @@ async fn a_silent_connection_is_dropped_after_the_read_timeout() {
     })
     .await;
     let mut events = EventSource::builder(server.url("/"))
-        .read_timeout(ms(200))
+        .read_timeout(ms(5000))
         .retry(ms(10))
         .build()
         .unwrap();
     assert!(matches!(next(&mut events).await, StreamItem::Open { .. }));
     assert!(matches!(next(&mut events).await, StreamItem::Event(_)));
+    let last_read = tokio::time::Instant::now();
     let (delay, error) = next_reconnect(&mut events).await;
     assert!(
-        matches!(error, Error::ReadTimeout(t) if t == ms(200)),
+        matches!(error, Error::ReadTimeout(t) if t == ms(5000)),
         "{error}"
+    );
+    let silent = last_read.elapsed();
+    assert!(
+        silent >= ms(5000) && silent < ms(5050),
+        "timed out after {silent:?}"
     );
     assert_eq!(delay, ms(10), "the stream delivered an event: healthy");
     assert_eq!(server.client_closed().await, 0, "the client hung up");
@@ -232,27 +255,33 @@ async fn a_silent_connection_is_dropped_after_the_read_timeout() {
     assert_eq!(server.request().await.header("last-event-id"), Some("1"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_read_timeout_covers_a_server_that_never_answers() {
     let mut server = Server::start(|n, _| match n {
         0 => vec![Step::HoldUntilClientCloses],
         _ => no_content(),
     })
     .await;
+    let started = tokio::time::Instant::now();
     let mut events = EventSource::builder(server.url("/"))
-        .read_timeout(ms(150))
+        .read_timeout(ms(5000))
         .retry(ms(10))
         .build()
         .unwrap();
     let (_, error) = next_reconnect(&mut events).await;
     assert!(matches!(error, Error::ReadTimeout(_)), "{error}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= ms(5000) && waited < ms(5050),
+        "timed out after {waited:?}"
+    );
     assert_eq!(server.client_closed().await, 0);
     assert!(next_or_end(&mut events).await.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keep_alive_comments_hold_off_the_read_timeout() {
-    // Twelve comments 30 ms apart span 360 ms, more than the 300 ms timeout;
+    // Twelve comments 3 s apart span 36 s, far more than the 4 s timeout;
     // each one resets it, so the connection must survive to the event.
     let server = Server::start(|n, _| {
         if n > 0 {
@@ -260,14 +289,14 @@ async fn keep_alive_comments_hold_off_the_read_timeout() {
         }
         let mut steps = vec![send(SSE_HEAD)];
         for _ in 0..12 {
-            steps.extend([Step::Pause(ms(30)), send(": ping\n")]);
+            steps.extend([Step::Pause(ms(3000)), send(": ping\n")]);
         }
         steps.push(send("data: survived\n\n"));
         steps
     })
     .await;
     let mut events = EventSource::builder(server.url("/"))
-        .read_timeout(ms(300))
+        .read_timeout(ms(4000))
         .retry(ms(10))
         .build()
         .unwrap();
@@ -327,11 +356,11 @@ async fn close_hangs_up_and_ends_the_stream() {
     assert_eq!(server.connections(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn closing_while_waiting_to_reconnect_stops_reconnecting() {
     let mut server = Server::start(|_, _| sse("data: a\n\n")).await;
     let mut events = EventSource::builder(server.url("/"))
-        .retry(ms(20))
+        .retry(ms(1000))
         .build()
         .unwrap();
     let (delay, _) = next_reconnect(&mut events).await;

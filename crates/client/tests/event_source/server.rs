@@ -31,6 +31,9 @@ pub(crate) struct Request {
     /// Names lowercased, in order received.
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    /// When the server had read it, on Tokio's clock (paused in tests of
+    /// timing).
+    pub(crate) at: tokio::time::Instant,
 }
 
 impl Request {
@@ -236,6 +239,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Request> {
         target,
         headers,
         body,
+        at: tokio::time::Instant::now(),
     })
 }
 

@@ -81,7 +81,9 @@ pub(super) async fn serve_with_hyper<S>(
             // wait on a client that never finished its handshake.
             tracing::debug!("closing a connection that carries no request");
             connection.as_mut().graceful_shutdown();
-            match tokio::time::timeout(header_read_timeout, connection.as_mut()).await {
+            match tokio::time::timeout(GOAWAY_GRACE.min(header_read_timeout), connection.as_mut())
+                .await
+            {
                 Ok(result) => result,
                 Err(_) => Ok(()),
             }
@@ -91,6 +93,10 @@ pub(super) async fn serve_with_hyper<S>(
         tracing::debug!(%error, "connection ended with an error");
     }
 }
+
+/// How long an idle connection being closed has to take its GOAWAY: with no
+/// request in flight there is nothing to finish, only a frame to flush.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
 /// How long a connection that served requests may stay open with none in
 /// flight: a browser keeps its HTTP/2 connection for the next page or tab, so
