@@ -311,37 +311,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let cpu_before = cpu_sum(&config.server_pids);
     let start = Instant::now();
     if let Some(publish) = &config.publish {
-        let publishers = config.publishers.max(1);
-        let mut tasks = Vec::with_capacity(publishers);
-        for p in 0..publishers {
-            let share = config.updates / publishers + usize::from(p < config.updates % publishers);
-            let rate = f64::from(config.rate.max(1)) / publishers as f64;
-            let (target, format, payload) = (
-                publish.targets[p % publish.targets.len()].clone(),
-                publish.format.clone(),
-                config.payload,
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut publisher = publisher::Publisher::connect(target, format).await?;
-                let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                let padding = "x".repeat(payload);
-                for _ in 0..share {
-                    interval.tick().await;
-                    let data = format!(
-                        "{{\"t\":{},\"p\":\"{padding}\"}}",
-                        epoch.elapsed().as_micros()
-                    );
-                    publisher.publish(&data).await?;
-                }
-                Ok::<u64, BenchError>(share as u64)
-            }));
-        }
-        for task in tasks {
-            published += task
-                .await
-                .map_err(|e| BenchError::Publish(e.to_string()))??;
-        }
+        published = publish_all(publish, config, epoch).await?;
     }
     let expected = published * config.subscribers as u64;
     let deadline = Instant::now() + config.drain_timeout;
@@ -403,6 +373,74 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             _ => None,
         },
     })
+}
+
+/// Runs the publishers on a thread and a runtime of their own: on the
+/// runtime of a thousand subscriber readers, a publisher's next request waited
+/// behind every reader's turn (measured: with one publishing connection the
+/// generator, not the server, set the pace), so the figure measured the tool.
+async fn publish_all(
+    publish: &Publish,
+    config: &BenchConfig,
+    epoch: Instant,
+) -> Result<u64, BenchError> {
+    let publishers = config.publishers.max(1);
+    let (updates, rate, payload) = (config.updates, config.rate, config.payload);
+    let publish = publish.clone();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-publishers".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = done_tx.send(Err(BenchError::Publish(e.to_string())));
+                    return;
+                }
+            };
+            let result = runtime.block_on(async move {
+                let mut tasks = Vec::with_capacity(publishers);
+                for p in 0..publishers {
+                    let share = updates / publishers + usize::from(p < updates % publishers);
+                    let rate = f64::from(rate.max(1)) / publishers as f64;
+                    let (target, format) = (
+                        publish.targets[p % publish.targets.len()].clone(),
+                        publish.format.clone(),
+                    );
+                    tasks.push(tokio::spawn(async move {
+                        let mut publisher = publisher::Publisher::connect(target, format).await?;
+                        let mut interval =
+                            tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+                        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                        let padding = "x".repeat(payload);
+                        for _ in 0..share {
+                            interval.tick().await;
+                            let data = format!(
+                                "{{\"t\":{},\"p\":\"{padding}\"}}",
+                                epoch.elapsed().as_micros()
+                            );
+                            publisher.publish(&data).await?;
+                        }
+                        Ok::<u64, BenchError>(share as u64)
+                    }));
+                }
+                let mut published = 0;
+                for task in tasks {
+                    published += task
+                        .await
+                        .map_err(|e| BenchError::Publish(e.to_string()))??;
+                }
+                Ok(published)
+            });
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| BenchError::Publish(e.to_string()))?;
+    done_rx
+        .await
+        .map_err(|_| BenchError::Publish("the publishing thread stopped".into()))?
 }
 
 /// User + system CPU seconds of processes, from `/proc/PID/stat`.
