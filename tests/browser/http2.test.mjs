@@ -68,7 +68,11 @@ test('over HTTPS ten EventSources of one page all receive the next update, over 
   await publishTls(hub, await demoTokenTls(hub), { topic, data });
   await untilReceived(page, data, 10, hub);
   assert.deepEqual(await counts(page, data), { open: 10, connecting: 0, received: 10 });
-  const connections = hub.log.filter((line) => line.includes('HTTP/2 connection opened')).length;
+  const metrics = await page.evaluate(async () => (await fetch('/metrics')).text());
+  const counted = metrics.split('\n').find((line) => line.startsWith('tidings_http2_connections_total'));
+  assert.ok(counted, `the hub counts HTTP/2 connections:\n${metrics}`);
+  // This fetch's own connection is among them (it is the page's).
+  const connections = Number(counted.split(' ').pop());
   assert.ok(connections >= 1 && connections < 10, `10 streams shared ${connections} HTTP/2 connection(s)`);
   assert.deepEqual(pageErrors(page), []);
 });

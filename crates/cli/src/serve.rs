@@ -185,7 +185,8 @@ impl Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.into_config()?;
-    init_tracing(config.log_format);
+    // Held to the end, so that what is logged before exit is written.
+    let _log_writer = init_tracing(config.log_format);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(config))
 }
@@ -358,18 +359,27 @@ fn print_banner(
     Ok(())
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr from a thread of its own: a write to a slow terminal or a
+/// full pipe must not stall the runtime's workers, which serve every
+/// connection. Lines beyond the writer's buffer (128 000) are dropped and
+/// counted, rather than blocking a worker.
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("tidings-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }
 
 /// Reads the certificate files again on every SIGHUP; open connections keep

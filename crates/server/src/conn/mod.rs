@@ -120,12 +120,13 @@ async fn accept(mut stream: TcpStream, context: Context) -> Option<Streaming> {
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         let (timeout, keep_alive) = (state.config.header_read_timeout, state.config.keep_alive);
         let router = router.layer(axum::Extension(PeerAddr(peer)));
-        tracing::info!(%peer, "HTTP/2 connection opened");
+        tracing::debug!(%peer, "HTTP/2 connection opened");
+        metrics::counter!("tidings_http2_connections_total").increment(1);
         let started = Instant::now();
         drop(state);
         let _guard = guard;
         serve_with_hyper(stream, Bytes::new(), router, stopping, timeout, keep_alive).await;
-        tracing::info!(%peer, seconds = started.elapsed().as_secs(), "HTTP/2 connection closed");
+        tracing::debug!(%peer, seconds = started.elapsed().as_secs(), "HTTP/2 connection closed");
         return None;
     }
     lean(stream, peer, state, router, stopping, guard)
@@ -196,7 +197,7 @@ async fn lean<S: Peer>(
         _ => {
             let (timeout, keep_alive) = (state.config.header_read_timeout, state.config.keep_alive);
             let started = Instant::now();
-            tracing::info!(%peer, "connection opened");
+            tracing::debug!(%peer, "connection opened");
             let router = router.layer(axum::Extension(PeerAddr(peer)));
             serve_with_hyper(
                 stream,
@@ -207,7 +208,7 @@ async fn lean<S: Peer>(
                 keep_alive,
             )
             .await;
-            tracing::info!(%peer, seconds = started.elapsed().as_secs(), "connection closed");
+            tracing::debug!(%peer, seconds = started.elapsed().as_secs(), "connection closed");
             None
         }
     }
