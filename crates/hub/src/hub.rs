@@ -156,6 +156,8 @@ pub(crate) struct Shared {
     pub(crate) reset_reason: RwLock<Arc<str>>,
     /// Set once to stop the tail loop and the ticker.
     pub(crate) stopping: watch::Sender<bool>,
+    /// Subscribers the last fan-out woke that have not run yet.
+    pub(crate) drain: crate::tail::Drain,
     selectors: SelectorCache,
     next_key: AtomicU64,
     /// The writer's queue; taken on shutdown, which stops the writer.
@@ -216,6 +218,7 @@ impl Hub {
             resets: AtomicU64::new(0),
             reset_reason: RwLock::new(Arc::from("the log was reset")),
             stopping: watch::Sender::new(false),
+            drain: crate::tail::Drain::default(),
             selectors: SelectorCache::default(),
             next_key: AtomicU64::new(1),
             publish_tx: RwLock::new(Some(tx)),
@@ -600,6 +603,7 @@ impl Shared {
     }
 
     pub(crate) fn unsubscribe(&self, subscriber: &Arc<Subscriber>) {
+        subscriber.gone(&self.drain);
         let remaining = {
             let mut index = self.index_mut();
             index.remove(subscriber);

@@ -80,6 +80,10 @@ struct Queue {
     /// Ended by a reset of the log: the stream says why (the reason is
     /// kept once, in the hub) and ends at once.
     reset: bool,
+    /// The fan-out generation that woke it, until it runs (0: none):
+    /// counted in the hub's `Drain`, which the tail waits on before the next
+    /// batch.
+    woken: u64,
     waker: Option<Waker>,
 }
 
@@ -144,8 +148,18 @@ impl Subscriber {
             .is_some_and(|selectors| any_match(selectors, entry))
     }
 
-    /// Called by the fan-out, in log order, for every candidate update.
-    pub(crate) fn offer(&self, entry: &Arc<Entry>, limits: QueueLimits) -> Offer {
+    /// Called by the fan-out, in log order, for every candidate update. The
+    /// subscriber's waker, if this offer took it, goes into `wakes`: the
+    /// fan-out wakes once per batch, after it, so a subscriber task runs
+    /// once for the whole batch rather than racing the fan-out frame by
+    /// frame.
+    pub(crate) fn offer(
+        &self,
+        entry: &Arc<Entry>,
+        limits: QueueLimits,
+        generation: u64,
+        wakes: &mut Vec<Waker>,
+    ) -> Offer {
         if self.last_offered.load(Ordering::Relaxed) >= entry.position {
             return Offer::Skipped;
         }
@@ -171,12 +185,54 @@ impl Subscriber {
             queue.entries.push_back(entry.clone());
             Offer::Queued
         };
-        let waker = queue.waker.take();
-        drop(queue);
-        if let Some(waker) = waker {
-            waker.wake();
+        if let Some(waker) = queue.waker.take() {
+            queue.woken = generation;
+            wakes.push(waker);
         }
         offer
+    }
+
+    /// Called when its stream is dropped: it counts as drained.
+    pub(crate) fn gone(&self, drain: &crate::tail::Drain) {
+        let woken = std::mem::take(&mut self.queue().woken);
+        if woken != 0 {
+            drain.polled(woken);
+        }
+    }
+
+    /// Takes queued live entries (if `live`), up to `max` frames in `out`,
+    /// under one lock; skips what is at or before `cursor` and moves it.
+    /// Leaves the flags (lagged, closed, keep-alive, reset) to
+    /// [`Subscriber::poll_live`]. Counts the subscriber drained.
+    fn take_live(
+        &self,
+        out: &mut Vec<Bytes>,
+        max: usize,
+        cursor: &mut u64,
+        drain: &crate::tail::Drain,
+        live: bool,
+    ) -> usize {
+        let mut queue = self.queue();
+        let woken = std::mem::take(&mut queue.woken);
+        if woken != 0 {
+            drain.polled(woken);
+        }
+        if !live || queue.reset || queue.lagged {
+            return 0;
+        }
+        let mut taken = 0;
+        while taken < max {
+            let Some(entry) = queue.entries.pop_front() else {
+                break;
+            };
+            queue.bytes -= entry.frame.len();
+            if entry.position > *cursor {
+                *cursor = entry.position;
+                out.push(entry.frame.clone());
+                taken += 1;
+            }
+        }
+        taken
     }
 
     /// The keep-alive tick: a subscriber that got nothing since the last tick
@@ -224,8 +280,12 @@ impl Subscriber {
         self.queue().reset
     }
 
-    fn poll_live(&self, cx: &mut Context<'_>) -> Live {
+    fn poll_live(&self, cx: &mut Context<'_>, drain: &crate::tail::Drain) -> Live {
         let mut queue = self.queue();
+        let woken = std::mem::take(&mut queue.woken);
+        if woken != 0 {
+            drain.polled(woken);
+        }
         if queue.reset {
             return Live::Reset;
         }
@@ -326,7 +386,12 @@ impl Subscription {
         out: &mut Vec<Bytes>,
         max: usize,
     ) -> Poll<usize> {
-        let mut taken = 0;
+        // Live delivery, the common case: every queued frame in one lock.
+        // Called in every case, to count this subscriber drained.
+        let live =
+            !self.ended && !self.catching_up && self.reading.is_none() && self.page.is_empty();
+        let (shared, subscriber) = (&self.shared, &self.subscriber);
+        let mut taken = subscriber.take_live(out, max, &mut self.cursor, &shared.drain, live);
         while taken < max {
             match Pin::new(&mut *self).poll_next(cx) {
                 Poll::Ready(Some(frame)) => {
@@ -411,7 +476,7 @@ impl Stream for Subscription {
                 }
                 continue;
             }
-            match this.subscriber.poll_live(cx) {
+            match this.subscriber.poll_live(cx, &this.shared.drain) {
                 Live::Entry(entry) => {
                     if entry.position > this.cursor {
                         this.cursor = entry.position;

@@ -11,12 +11,76 @@
 //! current-thread runtime there is one worker only, and the loop is its task.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::hub::Shared;
 use crate::log::{Entry, TailEvent};
 use crate::subscription::{Offer, QueueLimits};
 use crate::topic::Head;
+
+/// The longest the tail waits for the subscribers it woke to run before it
+/// fans out the next batch.
+const DRAIN_MAX: Duration = Duration::from_millis(5);
+
+/// Deliberate coalescing: the tail fans out the next batch once the
+/// subscribers it woke for the last one have taken their frames (or after
+/// [`DRAIN_MAX`]). Under load, updates published meanwhile gather into one
+/// batch, so each subscriber writes them in one vectored write; when idle
+/// there is nothing to wait for and no latency is added.
+///
+/// Each fan-out is a generation: a subscriber that has not run by the time
+/// the tail stops waiting (a stream its owner does not poll) no longer
+/// counts, so it delays one batch by the bound at most, not every batch.
+#[derive(Debug, Default)]
+pub(crate) struct Drain {
+    generation: AtomicU64,
+    /// Subscribers of this generation woken and not run yet; may dip below
+    /// zero when one runs before the fan-out has counted it.
+    pending: AtomicIsize,
+    drained: tokio::sync::Notify,
+}
+
+impl Drain {
+    /// A new fan-out begins: its wakes are marked with the generation returned.
+    fn begin(&self) -> u64 {
+        self.pending.store(0, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The fan-out woke `n` subscribers.
+    fn woke(&self, n: usize) {
+        let n = isize::try_from(n).unwrap_or(isize::MAX);
+        if self.pending.fetch_add(n, Ordering::AcqRel) + n <= 0 {
+            self.drained.notify_one();
+        }
+    }
+
+    /// A subscriber woken by the fan-out of `generation` ran (or went away).
+    pub(crate) fn polled(&self, generation: u64) {
+        if self.generation.load(Ordering::Acquire) == generation
+            && self.pending.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            self.drained.notify_one();
+        }
+    }
+
+    async fn wait(&self) {
+        if self.pending.load(Ordering::Acquire) <= 0 {
+            return;
+        }
+        let _ = tokio::time::timeout(DRAIN_MAX, async {
+            loop {
+                let drained = self.drained.notified();
+                if self.pending.load(Ordering::Acquire) <= 0 {
+                    return;
+                }
+                drained.await;
+            }
+        })
+        .await;
+    }
+}
 
 /// Retry delays while the log cannot be reached: quick at first, then at
 /// most every few seconds.
@@ -50,6 +114,7 @@ pub(crate) async fn run_tail(shared: Arc<Shared>) {
     let mut tail = shared.log.tail(start);
     backoff = BACKOFF_MIN;
     loop {
+        shared.drain.wait().await;
         let event = tokio::select! {
             event = tail.next() => event,
             _ = stopping.wait_for(|s| *s) => return,
@@ -150,13 +215,17 @@ fn fan_out(shared: &Shared, entries: &[Arc<Entry>]) {
         max_bytes: shared.config.subscriber_queue_bytes,
     };
     let (mut delivered, mut lagged) = (0u64, 0u64);
+    let mut wakes = Vec::new();
+    let generation = shared.drain.begin();
     {
         let index = shared.index();
         for entry in entries {
-            index.for_each_candidate(entry, |subscriber| match subscriber.offer(entry, limits) {
-                Offer::Queued => delivered += 1,
-                Offer::Lagged => lagged += 1,
-                Offer::Skipped => {}
+            index.for_each_candidate(entry, |subscriber| {
+                match subscriber.offer(entry, limits, generation, &mut wakes) {
+                    Offer::Queued => delivered += 1,
+                    Offer::Lagged => lagged += 1,
+                    Offer::Skipped => {}
+                }
             });
         }
         // Moved under the index's read lock: a new subscription (which takes
@@ -165,6 +234,11 @@ fn fan_out(shared: &Shared, entries: &[Arc<Entry>]) {
             position: last.position,
             id: Some(last.id.clone()),
         };
+    }
+    // Outside the index's lock, once per subscriber for the whole batch.
+    shared.drain.woke(wakes.len());
+    for waker in wakes {
+        waker.wake();
     }
     metrics::counter!("tidings_updates_fanned_out_total").increment(entries.len() as u64);
     metrics::counter!("tidings_deliveries_total").increment(delivered);
@@ -207,4 +281,57 @@ fn reset(shared: &Shared, after: u64, reason: &str) {
         }
     }
     shared.fanned_out.send_replace(after);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{DRAIN_MAX, Drain};
+
+    fn pending(future: std::pin::Pin<&mut impl Future>) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        future.poll(&mut cx).is_pending()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_next_batch_waits_until_every_woken_subscriber_ran() {
+        let drain = Drain::default();
+        drain.wait().await; // nothing woken: no wait
+        let generation = drain.begin();
+        // One ran before the fan-out counted its wakes.
+        drain.polled(generation);
+        drain.woke(3);
+        let start = tokio::time::Instant::now();
+        let waiting = drain.wait();
+        tokio::pin!(waiting);
+        assert!(pending(waiting.as_mut()));
+        drain.polled(generation);
+        assert!(pending(waiting.as_mut()));
+        drain.polled(generation);
+        waiting.await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscriber_that_never_runs_delays_a_batch_by_the_bound_only() {
+        let drain = Drain::default();
+        let stale = drain.begin();
+        drain.woke(1);
+        let start = tokio::time::Instant::now();
+        drain.wait().await;
+        assert_eq!(start.elapsed(), DRAIN_MAX);
+        // The next fan-out does not wait for it again, nor miscount it
+        // when it finally runs.
+        let generation = drain.begin();
+        drain.woke(1);
+        drain.polled(stale);
+        let start = tokio::time::Instant::now();
+        let waiting = drain.wait();
+        tokio::pin!(waiting);
+        assert!(pending(waiting.as_mut()));
+        drain.polled(generation);
+        waiting.await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
 }

@@ -315,3 +315,22 @@ async fn regression_resume_without_an_in_memory_tail_reads_the_store() {
     hub.publish(Update::new("t", "4").id("4")).await.unwrap();
     assert_eq!(next_event(&mut resumed).await.0, "4");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_subscription_nobody_polls_delays_the_others_once_at_most() {
+    let hub = Hub::in_memory();
+    let _unpolled = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    let mut read = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    let start = tokio::time::Instant::now();
+    for i in 0..100 {
+        let id = i.to_string();
+        hub.publish(Update::new("t", "x").id(id.clone()))
+            .await
+            .unwrap();
+        assert_eq!(next_event(&mut read).await.0, id);
+    }
+    // The fan-out waits (5 ms at most) for the subscribers it woke before
+    // the next batch; one that never runs counts for one batch only.
+    let waited = start.elapsed();
+    assert!(waited <= Duration::from_millis(5), "{waited:?}");
+}

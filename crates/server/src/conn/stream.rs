@@ -65,7 +65,7 @@ impl<S: Peer> SubscriberConn<S> {
         });
         closing.await;
         let subscriber = self.subscription.subscriber_id();
-        tracing::info!(peer = %self.peer, %subscriber, reason, bytes = written, seconds = self.started.elapsed().as_secs(), "subscriber disconnected");
+        tracing::debug!(peer = %self.peer, %subscriber, reason, bytes = written, seconds = self.started.elapsed().as_secs(), "subscriber disconnected");
     }
 }
 
@@ -132,7 +132,7 @@ pub(super) async fn start_subscription<S: AsyncWrite + Unpin>(
     }
     bytes_written().increment(response.len() as u64);
     let info = opened.subscription.info();
-    tracing::info!(%peer, subscriber = %info.subscriber, topics = ?info.topics, last_event_id = opened.subscription.last_event_id(), "subscriber connected");
+    tracing::debug!(%peer, subscriber = %info.subscriber, topics = ?info.topics, last_event_id = opened.subscription.last_event_id(), "subscriber connected");
     Some(Started {
         subscription: opened.subscription,
         expires_at: opened.expires_at,
@@ -148,9 +148,18 @@ fn bytes_written() -> &'static metrics::Counter {
     COUNTER.get_or_init(|| metrics::counter!("tidings_bytes_written_total"))
 }
 
+thread_local! {
+    /// The frames of one write, reused by every connection this thread
+    /// polls: a connection holds no buffer between writes (most of them are
+    /// idle most of the time), and a write allocates none. Borrowed only
+    /// inside one poll, never across an await.
+    static FRAMES: std::cell::RefCell<Vec<Bytes>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// What woke an idle subscriber connection.
 enum Wake {
-    Frames,
+    /// Frames were ready and written as far as the socket took them.
+    Wrote(io::Result<Written>),
     End,
     Closed,
     SocketError,
@@ -168,7 +177,6 @@ pub(super) async fn stream_frames<S: Peer>(
 ) -> (&'static str, u64) {
     let mut expires = expires_at.map(|exp| Box::pin(tokio::time::sleep(until_unix(exp))));
     let mut written = 0u64;
-    let mut frames = Vec::new();
     loop {
         let wake = std::future::poll_fn(|cx| {
             if let Some(expiry) = &mut expires {
@@ -176,10 +184,17 @@ pub(super) async fn stream_frames<S: Peer>(
                     return Poll::Ready(Wake::Expired);
                 }
             }
-            match subscription.poll_frames(cx, &mut frames, MAX_FRAMES_PER_WRITE) {
-                Poll::Ready(0) => return Poll::Ready(Wake::End),
-                Poll::Ready(_) => return Poll::Ready(Wake::Frames),
-                Poll::Pending => {}
+            let ready = FRAMES.with_borrow_mut(|frames| {
+                let ready = match subscription.poll_frames(cx, frames, MAX_FRAMES_PER_WRITE) {
+                    Poll::Ready(0) => Some(Wake::End),
+                    Poll::Ready(_) => Some(Wake::Wrote(write_now(stream, frames, chunked))),
+                    Poll::Pending => None,
+                };
+                frames.clear();
+                ready
+            });
+            if let Some(wake) = ready {
+                return Poll::Ready(wake);
             }
             loop {
                 return match stream.poll_peer(cx) {
@@ -193,8 +208,8 @@ pub(super) async fn stream_frames<S: Peer>(
         })
         .await;
         match wake {
-            Wake::Frames => {
-                let result = match write_now(stream, &frames, chunked) {
+            Wake::Wrote(result) => {
+                let result = match result {
                     Ok(Written::All(total)) => Ok(total),
                     Ok(Written::Partly { total, rest }) => {
                         // The socket is full: wait for it, boxed so that idle
@@ -204,7 +219,6 @@ pub(super) async fn stream_frames<S: Peer>(
                     }
                     Err(e) => Err(e),
                 };
-                frames = Vec::new();
                 match result {
                     Ok(total) => {
                         written += total as u64;
@@ -248,20 +262,30 @@ pub(crate) async fn token_deadline(expires_at: Option<u64>) {
 /// Writes frames as one chunk (HTTP/1.1) or raw (HTTP/1.0), with vectored
 /// writes, as far as the socket takes them without waiting: the common case,
 /// which needs no future state at all.
+/// Allocates nothing: the chunk head and the slices live on the stack.
 fn write_now<S: Peer>(stream: &mut S, frames: &[Bytes], chunked: bool) -> io::Result<Written> {
+    use std::io::Write as _;
+    debug_assert!(frames.len() <= MAX_FRAMES_PER_WRITE);
     let len: usize = frames.iter().map(Bytes::len).sum();
-    let chunk_head = if chunked {
-        format!("{len:x}\r\n")
+    // 16 hex digits and CRLF at most.
+    let mut head = [0u8; 18];
+    let head_len = if chunked {
+        let mut cursor = &mut head[..];
+        write!(cursor, "{len:x}\r\n")?;
+        18 - cursor.len()
     } else {
-        String::new()
+        0
     };
     let chunk_tail: &[u8] = if chunked { b"\r\n" } else { b"" };
-    let mut slices = Vec::with_capacity(frames.len() + 2);
-    slices.push(IoSlice::new(chunk_head.as_bytes()));
-    slices.extend(frames.iter().map(|f| IoSlice::new(f)));
-    slices.push(IoSlice::new(chunk_tail));
-    let total = chunk_head.len() + len + chunk_tail.len();
-    stream.write_now(&mut slices, total)
+    let mut slices = [IoSlice::new(&[]); MAX_FRAMES_PER_WRITE + 2];
+    let frames = &frames[..frames.len().min(MAX_FRAMES_PER_WRITE)];
+    slices[0] = IoSlice::new(&head[..head_len]);
+    for (slot, frame) in slices[1..].iter_mut().zip(frames) {
+        *slot = IoSlice::new(frame);
+    }
+    slices[frames.len() + 1] = IoSlice::new(chunk_tail);
+    let total = head_len + len + chunk_tail.len();
+    stream.write_now(&mut slices[..frames.len() + 2], total)
 }
 
 /// Writes (and flushes) what a full socket did not take, within
