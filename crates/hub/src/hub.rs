@@ -36,6 +36,9 @@ pub struct HubConfig {
     /// Most recent updates kept in memory, so that slow and resuming
     /// subscribers catch up without reading the log. Default: 4096.
     pub recent: usize,
+    /// Bytes those recent updates may take (their [`Entry::size`]); the
+    /// oldest go first when either bound is hit. Default: 64 MiB.
+    pub recent_bytes: usize,
     /// Publishes waiting for the writer before `publish` waits: back-pressure
     /// that keeps publishers from running far ahead of the log. Default: 1024.
     pub publish_queue: usize,
@@ -55,6 +58,7 @@ impl Default for HubConfig {
             subscriber_queue: 256,
             subscriber_queue_bytes: 1 << 20,
             recent: 4096,
+            recent_bytes: 64 << 20,
             publish_queue: 1024,
             publish_timeout: Duration::from_secs(5),
             presence: false,
@@ -142,8 +146,8 @@ pub(crate) struct Shared {
     pub(crate) config: HubConfig,
     pub(crate) index: RwLock<TopicIndex>,
     /// The newest updates fanned out, consecutive positions, at most
-    /// `config.recent`. Owned by the tail loop.
-    pub(crate) recent: RwLock<VecDeque<Arc<Entry>>>,
+    /// `config.recent` and `config.recent_bytes`. Owned by the tail loop.
+    pub(crate) recent: RwLock<Recent>,
     pub(crate) health: Health,
     /// The position the tail loop has fanned out up to.
     pub(crate) fanned_out: watch::Sender<u64>,
@@ -212,7 +216,7 @@ impl Hub {
             presence: Arc::new(presence),
             config,
             index: RwLock::new(TopicIndex::default()),
-            recent: RwLock::new(VecDeque::new()),
+            recent: RwLock::new(Recent::default()),
             health: Health::default(),
             fanned_out: watch::Sender::new(0),
             resets: AtomicU64::new(0),
@@ -400,6 +404,13 @@ impl Hub {
             .collect()
     }
 
+    /// `text` compiled as a topic selector, from the hub's cache of compiled
+    /// URI templates (the ones its subscriptions use): an authorization
+    /// checked on every publish compiles its templates once, not per request.
+    pub fn selector(&self, text: &str) -> Selector {
+        self.inner.shared.selectors.get_or_compile(text)
+    }
+
     /// The id of the newest update fanned out, or `earliest` when there is
     /// none: the `lastEventID` of Mercure's subscription API.
     pub fn last_event_id(&self) -> String {
@@ -482,6 +493,35 @@ impl Drop for Inner {
         // end after what is queued for them).
         self.shared.close_queue();
         self.shared.stopping.send_replace(true);
+    }
+}
+
+/// The recent window: consecutive entries and the bytes they count for.
+#[derive(Debug, Default)]
+pub(crate) struct Recent {
+    pub(crate) entries: VecDeque<Arc<Entry>>,
+    bytes: u64,
+}
+
+impl Recent {
+    pub(crate) fn push(&mut self, entry: Arc<Entry>) {
+        self.bytes += entry.size();
+        self.entries.push_back(entry);
+    }
+
+    /// Drops the oldest entries beyond `count` entries or `bytes` bytes.
+    pub(crate) fn bound(&mut self, count: usize, bytes: usize) {
+        while self.entries.len() > count || (self.bytes > bytes as u64 && !self.entries.is_empty())
+        {
+            if let Some(oldest) = self.entries.pop_front() {
+                self.bytes -= oldest.size();
+            }
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
     }
 }
 
@@ -588,10 +628,16 @@ impl Shared {
             // An empty window says nothing (it may hold no entries at all,
             // with `recent: 0`): only a window that reaches back far enough
             // answers.
-            match recent.front() {
+            match recent.entries.front() {
                 Some(first) if first.position <= after + 1 => {
                     let start = (after + 1 - first.position) as usize;
-                    return Ok(recent.iter().skip(start).take(PAGE).cloned().collect());
+                    return Ok(recent
+                        .entries
+                        .iter()
+                        .skip(start)
+                        .take(PAGE)
+                        .cloned()
+                        .collect());
                 }
                 _ => {}
             }
@@ -688,4 +734,32 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Recent;
+    use crate::Update;
+
+    #[test]
+    fn the_recent_window_is_bounded_by_bytes_as_well_as_count() {
+        let mut recent = Recent::default();
+        for i in 0..10u64 {
+            let mut entry = Update::new("t", "x".repeat(4096))
+                .id(i.to_string())
+                .into_entry(0)
+                .unwrap();
+            entry.position = i + 1;
+            recent.push(Arc::new(entry));
+        }
+        let size = recent.entries[0].size();
+        recent.bound(100, (3 * size) as usize);
+        let kept: Vec<u64> = recent.entries.iter().map(|e| e.position).collect();
+        assert_eq!(kept, [8, 9, 10], "the newest that fit in the bytes");
+        recent.bound(2, usize::MAX);
+        assert_eq!(recent.entries.len(), 2);
+        assert_eq!(recent.bytes, 2 * size);
+    }
 }

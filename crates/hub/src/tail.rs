@@ -161,7 +161,7 @@ async fn pause(stopping: &mut tokio::sync::watch::Receiver<bool>, backoff: &mut 
 async fn fill_recent(shared: &Shared, start: u64) {
     let want = shared.config.recent as u64;
     let mut after = start.saturating_sub(want);
-    let mut window = std::collections::VecDeque::new();
+    let mut window = crate::hub::Recent::default();
     while after < start {
         let page = match shared.log.read_after(after, crate::hub::PAGE).await {
             Ok(page) => page,
@@ -179,16 +179,19 @@ async fn fill_recent(shared: &Shared, start: u64) {
             // The window must hold consecutive positions (pages are found
             // in it by arithmetic): keep only what follows a hole.
             if window
+                .entries
                 .back()
                 .is_some_and(|b: &Arc<Entry>| b.position + 1 != entry.position)
             {
                 window.clear();
             }
-            window.push_back(entry);
+            window.push(entry);
         }
+        window.bound(shared.config.recent, shared.config.recent_bytes);
         after = newest;
     }
     let id = window
+        .entries
         .back()
         .filter(|e| e.position == start)
         .map(|e| e.id.clone());
@@ -206,9 +209,10 @@ fn fan_out(shared: &Shared, entries: &[Arc<Entry>]) {
     };
     {
         let mut recent = shared.recent.write().unwrap_or_else(|e| e.into_inner());
-        recent.extend(entries.iter().cloned());
-        let excess = recent.len().saturating_sub(shared.config.recent);
-        recent.drain(..excess);
+        for entry in entries {
+            recent.push(entry.clone());
+        }
+        recent.bound(shared.config.recent, shared.config.recent_bytes);
     }
     let limits = QueueLimits {
         max_entries: shared.config.subscriber_queue,

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tidings_hub::{SUBSCRIPTIONS_PREFIX, Selector};
+use tidings_hub::SUBSCRIPTIONS_PREFIX;
 
 use crate::error::ApiError;
 use crate::state::SharedState;
@@ -196,7 +196,7 @@ fn authorize_presence(
         .subscribe
         .unwrap_or_default()
         .iter()
-        .any(|s| Selector::parse(s).matches(path));
+        .any(|s| state.hub.selector(s).matches(path));
     if allowed {
         Ok(())
     } else {

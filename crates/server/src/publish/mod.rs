@@ -79,7 +79,7 @@ pub(crate) async fn publish(
         .publish
         .unwrap_or_default()
         .iter()
-        .map(|s| Selector::parse(s))
+        .map(|s| state.hub.selector(s))
         .collect();
     if let Some(topic) = form
         .topics
