@@ -38,11 +38,23 @@ struct Scenario {
     topics: usize,
     updates: usize,
     payload: usize,
+    /// Idle subscribers, each with a distinct URI template that matches
+    /// none of the published topics: what they cost every publish.
+    templates: usize,
 }
 
 /// Runs one scenario; returns (elapsed, deliveries).
 async fn run(s: &Scenario) -> (Duration, usize) {
     let hub = hub();
+    let mut idle = Vec::with_capacity(s.templates);
+    for n in 0..s.templates {
+        let template = format!("https://example.com/users/{n}/{{doc}}");
+        idle.push(
+            hub.subscribe(SubscribeRequest::new([template]))
+                .await
+                .unwrap(),
+        );
+    }
     let done = Arc::new(Notify::new());
     let remaining = Arc::new(AtomicUsize::new(s.subscribers));
     let per_topic = s.updates / s.topics;
@@ -81,6 +93,7 @@ async fn run(s: &Scenario) -> (Duration, usize) {
         p.await.unwrap();
     }
     done.notified().await;
+    drop(idle);
     (start.elapsed(), s.subscribers * per_topic)
 }
 
@@ -126,18 +139,23 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (held, parked) = idle_memory(100_000).await;
-        println!("memory per idle subscription (100 000): {held:.0} B held, {parked:.0} B with a parked task each\n");
+        if std::env::var_os("FANOUT_ONLY").is_none() {
+            let (held, parked) = idle_memory(100_000).await;
+            println!("memory per idle subscription (100 000): {held:.0} B held, {parked:.0} B with a parked task each\n");
+        }
         let scenarios = [
-            Scenario { name: "1 subscriber, 1 topic".into(), subscribers: 1, topics: 1, updates: 200_000, payload: 64 },
-            Scenario { name: "1 000 subscribers, 1 topic".into(), subscribers: 1_000, topics: 1, updates: 2_000, payload: 64 },
-            Scenario { name: "1 000 subscribers, 1 topic, 16 KiB".into(), subscribers: 1_000, topics: 1, updates: 2_000, payload: 16 << 10 },
-            Scenario { name: "100 000 subscribers, 1 topic".into(), subscribers: 100_000, topics: 1, updates: 40, payload: 64 },
-            Scenario { name: "100 000 subscribers, 100 000 topics".into(), subscribers: 100_000, topics: 100_000, updates: 200_000, payload: 64 },
+            Scenario { name: "1 subscriber, 1 topic".into(), subscribers: 1, topics: 1, updates: 200_000, payload: 64, templates: 0 },
+            Scenario { name: "1 000 subscribers, 1 topic".into(), subscribers: 1_000, topics: 1, updates: 2_000, payload: 64, templates: 0 },
+            Scenario { name: "1 000 subscribers, 1 topic, 16 KiB".into(), subscribers: 1_000, topics: 1, updates: 2_000, payload: 16 << 10, templates: 0 },
+            Scenario { name: "100 000 subscribers, 1 topic".into(), subscribers: 100_000, topics: 1, updates: 40, payload: 64, templates: 0 },
+            Scenario { name: "100 000 subscribers, 100 000 topics".into(), subscribers: 100_000, topics: 100_000, updates: 200_000, payload: 64, templates: 0 },
+            Scenario { name: "1 subscriber, 1 topic, 1 000 distinct templates idle".into(), subscribers: 1, topics: 1, updates: 200_000, payload: 64, templates: 1_000 },
         ];
+        // FANOUT_ONLY=text runs the scenarios whose name contains it.
+        let only = std::env::var("FANOUT_ONLY").unwrap_or_default();
         println!("| scenario | updates | deliveries | time | deliveries/s | ns/delivery |");
         println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-        for s in &scenarios {
+        for s in scenarios.iter().filter(|s| s.name.contains(&only)) {
             let (elapsed, deliveries) = run(s).await;
             println!(
                 "| {} | {} | {} | {:.2} s | {:.0} | {:.0} |",

@@ -3,9 +3,13 @@
 //!
 //! Exact selectors (the common case) are looked up by topic in a hash map.
 //! Wildcards and URI templates are grouped by their text, so a template shared
-//! by many subscribers is matched once per topic, not once per subscriber.
+//! by many subscribers is matched once per topic, not once per subscriber; and
+//! by their literal prefix (the text before the first expression), so an
+//! update is tried only against the templates whose prefix starts its topic.
+//! Subscribers choose their templates: without the prefix index a thousand
+//! distinct ones cost a thousand matches per update.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::log::Entry;
@@ -60,10 +64,17 @@ impl Members {
     }
 }
 
+/// Templates (and `*`) sharing a literal prefix, by their text.
+type Patterns = HashMap<Box<str>, (crate::Selector, Members)>;
+
 #[derive(Debug, Default)]
 pub(crate) struct TopicIndex {
     exact: HashMap<Box<str>, Members>,
-    patterns: HashMap<Box<str>, (crate::Selector, Members)>,
+    /// Templates and `*`, by literal prefix, then by text.
+    patterns: HashMap<Box<str>, Patterns>,
+    /// The lengths of the prefixes in `patterns`, with how many prefixes
+    /// have each: the only lengths at which a topic is looked up.
+    prefix_lens: BTreeMap<usize, usize>,
     all: HashMap<u64, Arc<Subscriber>>,
     /// The last update fanned out: where a new live subscription starts.
     /// The fan-out moves it while holding the index's read lock, and
@@ -82,20 +93,29 @@ impl TopicIndex {
     pub(crate) fn insert(&mut self, subscriber: &Arc<Subscriber>) {
         for selector in subscriber.selectors.iter() {
             let key = selector.as_str();
-            let members = if selector.is_exact() {
-                self.exact.get_mut(key)
-            } else {
-                self.patterns.get_mut(key).map(|(_, members)| members)
+            if selector.is_exact() {
+                match self.exact.get_mut(key) {
+                    Some(members) => members.insert(subscriber.key, subscriber.clone()),
+                    None => {
+                        let one = Members::One(subscriber.key, subscriber.clone());
+                        self.exact.insert(key.into(), one);
+                    }
+                }
+                continue;
+            }
+            let prefix = selector.literal_prefix();
+            let group = match self.patterns.get_mut(prefix) {
+                Some(group) => group,
+                None => {
+                    *self.prefix_lens.entry(prefix.len()).or_default() += 1;
+                    self.patterns.entry(prefix.into()).or_default()
+                }
             };
-            match members {
-                Some(members) => members.insert(subscriber.key, subscriber.clone()),
+            match group.get_mut(key) {
+                Some((_, members)) => members.insert(subscriber.key, subscriber.clone()),
                 None => {
                     let one = Members::One(subscriber.key, subscriber.clone());
-                    if selector.is_exact() {
-                        self.exact.insert(key.into(), one);
-                    } else {
-                        self.patterns.insert(key.into(), (selector.clone(), one));
-                    }
+                    group.insert(key.into(), (selector.clone(), one));
                 }
             }
         }
@@ -113,12 +133,26 @@ impl TopicIndex {
                 {
                     self.exact.remove(key);
                 }
-            } else if self
-                .patterns
+                continue;
+            }
+            let prefix = selector.literal_prefix();
+            let Some(group) = self.patterns.get_mut(prefix) else {
+                continue;
+            };
+            if group
                 .get_mut(key)
                 .is_some_and(|(_, m)| m.remove(subscriber.key))
             {
-                self.patterns.remove(key);
+                group.remove(key);
+            }
+            if group.is_empty() {
+                self.patterns.remove(prefix);
+                if let Some(count) = self.prefix_lens.get_mut(&prefix.len()) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.prefix_lens.remove(&prefix.len());
+                    }
+                }
             }
         }
         self.all.remove(&subscriber.key);
@@ -132,9 +166,23 @@ impl TopicIndex {
                 members.for_each(&mut f);
             }
         }
-        for (selector, members) in self.patterns.values() {
-            if entry.topics.iter().any(|topic| selector.matches(topic)) {
-                members.for_each(&mut f);
+        for topic in entry.topics.iter() {
+            for &len in self.prefix_lens.keys() {
+                let Some(prefix) = topic.get(..len) else {
+                    // Longer than the topic (or not at a character boundary).
+                    if len > topic.len() {
+                        break;
+                    }
+                    continue;
+                };
+                let Some(group) = self.patterns.get(prefix) else {
+                    continue;
+                };
+                for (selector, members) in group.values() {
+                    if selector.matches(topic) {
+                        members.for_each(&mut f);
+                    }
+                }
             }
         }
     }

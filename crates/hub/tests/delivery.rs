@@ -334,3 +334,68 @@ async fn a_subscription_nobody_polls_delays_the_others_once_at_most() {
     let waited = start.elapsed();
     assert!(waited <= Duration::from_millis(5), "{waited:?}");
 }
+
+#[tokio::test]
+async fn templates_match_by_their_literal_prefix_whatever_their_number() {
+    let hub = Hub::in_memory();
+    // A thousand distinct templates, one subscriber each, and a few whose
+    // prefix is empty, longer than a topic, or shared.
+    let mut users = Vec::new();
+    for n in 0..1000 {
+        users.push(
+            hub.subscribe(SubscribeRequest::new([format!(
+                "https://example.com/users/{n}/{{doc}}"
+            )]))
+            .await
+            .unwrap(),
+        );
+    }
+    let mut any_scheme = hub
+        .subscribe(SubscribeRequest::new([
+            "{scheme}://example.com/users/7/notes",
+        ]))
+        .await
+        .unwrap();
+    let mut all = hub.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
+    let mut long = hub
+        .subscribe(SubscribeRequest::new([
+            "https://example.com/users/7/notes/and/much/more/{x}",
+        ]))
+        .await
+        .unwrap();
+    let mut accented = hub
+        .subscribe(SubscribeRequest::new(["https://example.com/é/{x}"]))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/users/7/notes", "a").id("1"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/é/1", "b").id("2"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/users/70/notes", "c").id("3"))
+        .await
+        .unwrap();
+    assert_eq!(next_ids(&mut users[7], 1).await, strings(&["1"]));
+    assert_eq!(next_ids(&mut users[70], 1).await, strings(&["3"]));
+    assert_eq!(next_ids(&mut any_scheme, 1).await, strings(&["1"]));
+    assert_eq!(next_ids(&mut all, 3).await, strings(&["1", "2", "3"]));
+    assert_eq!(next_ids(&mut accented, 1).await, strings(&["2"]));
+    for (n, user) in users.iter_mut().enumerate() {
+        if n != 7 && n != 70 {
+            assert_nothing_ready(&hub, user).await;
+        }
+    }
+    assert_nothing_ready(&hub, &mut long).await;
+    assert_nothing_ready(&hub, &mut users[7]).await;
+    // Gone, they leave nothing behind: the same prefix again works.
+    drop(users);
+    let mut again = hub
+        .subscribe(SubscribeRequest::new(["https://example.com/users/7/{doc}"]))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/users/7/x", "d").id("4"))
+        .await
+        .unwrap();
+    assert_eq!(next_ids(&mut again, 1).await, strings(&["4"]));
+}

@@ -199,6 +199,18 @@ impl Selector {
         }
     }
 
+    /// The text every topic this selector matches starts with: a template's
+    /// literal text before its first expression; empty for `*` (and for a
+    /// template that starts with an expression). The hub indexes templates
+    /// by it, so an update is tried against the templates that can match.
+    pub fn literal_prefix(&self) -> &str {
+        match &self.inner.kind {
+            Kind::Wildcard => "",
+            Kind::Exact { .. } => &self.inner.text,
+            Kind::Template(template) => template.prefix(),
+        }
+    }
+
     /// The selector as it was given.
     pub fn as_str(&self) -> &str {
         &self.inner.text

@@ -153,6 +153,10 @@ impl Template {
         })
     }
 
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub(super) fn matches(&self, topic: &str) -> bool {
         strip_prefix(topic, &self.prefix)
             .and_then(|rest| strip_suffix(rest, &self.suffix))
