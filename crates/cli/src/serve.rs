@@ -72,7 +72,8 @@ pub(crate) struct Args {
     #[arg(long, env = "TIDINGS_MAX_TOPICS")]
     max_topics: Option<usize>,
     /// Most subscribers; a reserve of 2 % more connections stays open to
-    /// publishes [default: 15000].
+    /// publishes [default: what the open-file limit allows, e.g. 19680 for
+    /// 20000].
     #[arg(long, env = "TIDINGS_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
     /// Most open connections per client IP [default: 1000].
@@ -184,6 +185,8 @@ impl Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Before the configuration: the default subscriber limit follows it.
+    tidings_server::raise_open_file_limit();
     let config = args.into_config()?;
     // Held to the end, so that what is logged before exit is written.
     let _log_writer = init_tracing(config.log_format);
@@ -205,6 +208,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         None => History::Local(config.storage),
     };
     let anonymous = config.allows_anonymous();
+    let max_subscribers = config.max_connections;
     let context = match &history {
         History::Redis { url, .. } => format!("cannot start the hub (Redis {url})"),
         History::Local(_) => format!("cannot start the hub (data dir {})", data_dir.display()),
@@ -228,7 +232,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     if let Some(reloader) = server.tls_reloader() {
         tokio::spawn(reload_on_sighup(reloader));
     }
-    print_banner(&server, address, &data_dir, &history, anonymous)?;
+    print_banner(
+        &server,
+        address,
+        &data_dir,
+        &history,
+        (anonymous, max_subscribers),
+    )?;
     if let Some(address) = metrics_address {
         use std::io::Write;
         let _ = writeln!(std::io::stdout(), "  metrics:   http://{address}/metrics");
@@ -253,12 +263,17 @@ enum History {
     Redis { url: String, prefix: String },
 }
 
+/// This process's open-file limit, as raised at start.
+fn open_file_limit() -> Option<u64> {
+    tidings_server::raise_open_file_limit()
+}
+
 fn print_banner(
     server: &Server,
     address: SocketAddr,
     data_dir: &std::path::Path,
     history: &History,
-    anonymous: bool,
+    (anonymous, max_subscribers): (bool, usize),
 ) -> anyhow::Result<()> {
     // The banner is a courtesy: if stdout is closed (`| head -1`), the hub
     // must keep running, so write errors are ignored rather than panicking as
@@ -328,6 +343,12 @@ fn print_banner(
         out,
         "  anonymous subscribers: {}",
         if anonymous { "allowed" } else { "refused" }
+    );
+    let files = open_file_limit();
+    say!(
+        out,
+        "  subscribers: at most {max_subscribers}{}",
+        files.map_or(String::new(), |f| format!(" (open-file limit {f})"))
     );
     let day = Duration::from_secs(24 * 3600);
     if let (Some(publisher), Some(subscriber)) = (

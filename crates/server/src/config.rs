@@ -56,8 +56,10 @@ pub struct Config {
     pub max_topics: usize,
     /// Most subscribers; more are answered 503. A few connections more (2 %,
     /// 8 to 256) stay open to publishes, health checks and the API, so that
-    /// a hub full of subscribers still takes updates. Default: 15 000 (a
-    /// process here may hold 20 000 files; raise with the OS limit).
+    /// a hub full of subscribers still takes updates. Default: what the
+    /// process's open-file limit allows, connections and reserve together
+    /// ([`default_max_connections`](crate::default_max_connections); 19 680
+    /// for a limit of 20 000).
     pub max_connections: usize,
     /// Most open connections from one client IP; more are answered 429.
     /// Default: 1 000.
@@ -159,7 +161,7 @@ impl Default for Config {
             keep_alive: Duration::from_secs(15),
             max_body: 1 << 20,
             max_topics: 64,
-            max_connections: 15_000,
+            max_connections: crate::limits::default_max_connections(),
             max_connections_per_ip: 1_000,
             header_read_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),

@@ -83,13 +83,62 @@ pub(crate) struct ConnectionGuard {
 /// What a guard needs to find its counters again.
 pub(crate) type ConnectionLimitsRef = crate::state::AppState;
 
+/// Connections kept beyond the subscriber limit for publishes and probes:
+/// 2 % of the limit, at least 8 and at most 256.
+fn reserve_for(max_subscribers: usize) -> usize {
+    (max_subscribers / 50).clamp(8, 256)
+}
+
+/// Files a hub holds besides its connections: stdio, listeners, the
+/// runtime's epoll and wake-up descriptors, the history's files, Redis
+/// connections, certificates being read.
+const FILES_BESIDES_CONNECTIONS: u64 = 64;
+
+/// The subscriber limit this process's open-file limit allows: every
+/// connection is a file, and the reserve and the hub's own files must fit
+/// too. 15 000 where the limit cannot be read.
+pub fn default_max_connections() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    soft.map_or(15_000, max_connections_within)
+}
+
+/// The largest subscriber limit whose connections, reserve included, fit
+/// in `files` open files.
+pub(crate) fn max_connections_within(files: u64) -> usize {
+    let room =
+        usize::try_from(files.saturating_sub(FILES_BESIDES_CONNECTIONS)).unwrap_or(usize::MAX);
+    // The reserve depends on the limit: start near the answer, then step.
+    let mut max = room.saturating_sub(reserve_for(room));
+    while max + 1 + reserve_for(max + 1) <= room {
+        max += 1;
+    }
+    while max > 0 && max + reserve_for(max) > room {
+        max -= 1;
+    }
+    // With a tiny limit, still a usable (if small) hub.
+    max.max(1)
+}
+
+/// Raises this process's soft open-file limit to its hard limit (what
+/// servers such as nginx with `worker_rlimit_nofile`, or Go's runtime, do):
+/// the soft limit is often 1 024 while the hard one allows far more.
+/// Returns the soft limit now in force, if it can be read.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    getrlimit(Resource::Nofile).current
+}
+
 impl ConnectionLimits {
     pub(crate) fn new(max_total: usize, max_per_ip: usize) -> ConnectionLimits {
         ConnectionLimits {
             max_total,
             max_per_ip,
-            // 2 % of the limit, at least 8 and at most 256 connections.
-            reserve: (max_total / 50).clamp(8, 256),
+            reserve: reserve_for(max_total),
             open: Mutex::default(),
             subscribers: AtomicUsize::new(0),
         }
@@ -223,5 +272,28 @@ impl Drop for ConnectionGuard {
             limits.subscribers.fetch_sub(1, Ordering::Relaxed);
         }
         limits.release(self.ip);
+    }
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::{FILES_BESIDES_CONNECTIONS, max_connections_within, reserve_for};
+
+    #[test]
+    fn the_default_limit_fills_the_open_file_limit_and_no_more() {
+        for files in [0, 64, 100, 1_024, 4_096, 20_000, 65_536, 1 << 20] {
+            let max = max_connections_within(files);
+            assert!(max >= 1, "{files}");
+            let room = files.saturating_sub(FILES_BESIDES_CONNECTIONS) as usize;
+            if room > 300 {
+                assert!(max + reserve_for(max) <= room, "{files}: {max}");
+                assert!(
+                    max + 1 + reserve_for(max + 1) > room,
+                    "{files}: {max} is not the largest"
+                );
+            }
+        }
+        assert_eq!(max_connections_within(20_000), 19_680);
+        assert_eq!(max_connections_within(1_024), 942);
     }
 }
