@@ -29,7 +29,10 @@
 mod chunked;
 mod net;
 mod publisher;
+mod storm;
 mod subscriber;
+
+pub use storm::{StormReport, run_storm};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,6 +120,23 @@ pub enum PublishFormat {
     },
     /// The data as the raw request body (Nchan, simple Node servers).
     Raw,
+    /// Pushpin's publish API: a JSON item with an `http-stream` format on
+    /// this channel.
+    Grip {
+        /// The channel to publish on.
+        channel: String,
+    },
+}
+
+impl PublishFormat {
+    /// Whether `{n}` in the topic or channel spreads updates over topics.
+    fn spreads(&self) -> bool {
+        match self {
+            PublishFormat::Mercure { topic } => topic.contains("{n}"),
+            PublishFormat::Grip { channel } => channel.contains("{n}"),
+            PublishFormat::Raw => false,
+        }
+    }
 }
 
 /// Where and how to publish.
@@ -128,6 +148,17 @@ pub struct Publish {
 }
 
 impl Publish {
+    /// Whether `{n}` (in the topic, the channel or a URL) sends update `i` to
+    /// topic `i % subscribers` only: with `{n}` in the subscription URL too,
+    /// each update then has one subscriber.
+    pub fn spreads(&self) -> bool {
+        self.format.spreads()
+            || self
+                .targets
+                .iter()
+                .any(|t| t.path_and_query.contains("{n}") || t.path_and_query.contains("%7Bn%7D"))
+    }
+
     /// Publishing to `url` in `format`.
     ///
     /// # Errors
@@ -313,7 +344,12 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     if let Some(publish) = &config.publish {
         published = publish_all(publish, config, epoch).await?;
     }
-    let expected = published * config.subscribers as u64;
+    let spread = config.publish.as_ref().is_some_and(Publish::spreads);
+    let expected = if spread {
+        published
+    } else {
+        published * config.subscribers as u64
+    };
     let deadline = Instant::now() + config.drain_timeout;
     while total.load(Ordering::Relaxed) - baseline < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -379,13 +415,14 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
 /// runtime of a thousand subscriber readers, a publisher's next request waited
 /// behind every reader's turn (measured: with one publishing connection the
 /// generator, not the server, set the pace), so the figure measured the tool.
-async fn publish_all(
+pub(crate) async fn publish_all(
     publish: &Publish,
     config: &BenchConfig,
     epoch: Instant,
 ) -> Result<u64, BenchError> {
     let publishers = config.publishers.max(1);
     let (updates, rate, payload) = (config.updates, config.rate, config.payload);
+    let subscribers = config.subscribers;
     let publish = publish.clone();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -405,6 +442,7 @@ async fn publish_all(
                 let mut tasks = Vec::with_capacity(publishers);
                 for p in 0..publishers {
                     let share = updates / publishers + usize::from(p < updates % publishers);
+                    let subscribers = subscribers.max(1);
                     let rate = f64::from(rate.max(1)) / publishers as f64;
                     let (target, format) = (
                         publish.targets[p % publish.targets.len()].clone(),
@@ -416,13 +454,15 @@ async fn publish_all(
                             tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
                         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                         let padding = "x".repeat(payload);
-                        for _ in 0..share {
+                        for k in 0..share {
                             interval.tick().await;
                             let data = format!(
                                 "{{\"t\":{},\"p\":\"{padding}\"}}",
                                 epoch.elapsed().as_micros()
                             );
-                            publisher.publish(&data).await?;
+                            // Update i of the run (publishers interleave).
+                            let n = (k * publishers + p) % subscribers;
+                            publisher.publish(&data, n).await?;
                         }
                         Ok::<u64, BenchError>(share as u64)
                     }));
@@ -444,7 +484,7 @@ async fn publish_all(
 }
 
 /// User + system CPU seconds of processes, from `/proc/PID/stat`.
-fn cpu_sum(pids: &[u32]) -> Option<f64> {
+pub(crate) fn cpu_sum(pids: &[u32]) -> Option<f64> {
     if pids.is_empty() {
         return None;
     }

@@ -14,6 +14,9 @@ pub(crate) struct Publisher {
     target: Target,
     format: PublishFormat,
     buf: Vec<u8>,
+    /// The server said `Connection: close` (Pushpin's publish API does, on
+    /// every answer): the next publish opens a new connection.
+    closing: bool,
 }
 
 impl Publisher {
@@ -27,37 +30,52 @@ impl Publisher {
             target,
             format,
             buf: Vec::with_capacity(4096),
+            closing: false,
         })
     }
 
     /// Publishes `data`; returns when the server answered 2xx. A server
     /// that closed the kept-alive connection (nginx does after
     /// `keepalive_requests`) gets one retry on a new connection.
-    pub(crate) async fn publish(&mut self, data: &str) -> Result<(), BenchError> {
-        match self.publish_once(data).await {
+    /// `n` replaces `{n}` in the topic, channel or path (a topic each).
+    pub(crate) async fn publish(&mut self, data: &str, n: usize) -> Result<(), BenchError> {
+        match self.publish_once(data, n).await {
             Err(BenchError::Publish(reason)) if reason == CLOSED => {
                 self.stream = Conn::open(&self.target).await?;
                 self.buf.clear();
-                self.publish_once(data).await
+                self.publish_once(data, n).await
             }
             other => other,
         }
     }
 
-    async fn publish_once(&mut self, data: &str) -> Result<(), BenchError> {
+    async fn publish_once(&mut self, data: &str, n: usize) -> Result<(), BenchError> {
+        if std::mem::take(&mut self.closing) {
+            self.stream = Conn::open(&self.target).await?;
+            self.buf.clear();
+        }
+        let number = n.to_string();
+        let numbered = |text: &str| text.replace("{n}", &number).replace("%7Bn%7D", &number);
         let (body, content_type) = match &self.format {
             PublishFormat::Mercure { topic } => {
                 let body: String = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("topic", topic)
+                    .append_pair("topic", &numbered(topic))
                     .append_pair("data", data)
                     .finish();
                 (body, "application/x-www-form-urlencoded")
             }
             PublishFormat::Raw => (data.to_owned(), "text/plain"),
+            PublishFormat::Grip { channel } => {
+                let item = serde_json::json!({"items": [{
+                    "channel": numbered(channel),
+                    "formats": {"http-stream": {"content": format!("data: {data}\n\n")}},
+                }]});
+                (item.to_string(), "application/json")
+            }
         };
         let request = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{}\r\n{body}",
-            self.target.path_and_query,
+            numbered(&self.target.path_and_query),
             self.target.host,
             body.len(),
             self.target.extra_headers
@@ -87,6 +105,7 @@ impl Publisher {
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
         self.buf.drain(..head_end + 4);
+        self.closing = head.contains("\r\nconnection: close");
         if head.contains("transfer-encoding: chunked") {
             let mut dechunker = Dechunker::new();
             loop {

@@ -28,8 +28,20 @@ pub(crate) struct Args {
     #[arg(long)]
     publish_url: Vec<String>,
     /// Publish as Mercure form fields on this topic (otherwise the data is the raw body).
+    /// `{n}` in it (or in the publish URL) sends update i to topic i % subscribers.
     #[arg(long)]
     topic: Option<String>,
+    /// Publish to Pushpin's publish API (`POST …/publish/`) on this channel.
+    #[arg(long, conflicts_with = "topic")]
+    grip_channel: Option<String>,
+    /// A resume storm: publish --updates (and one more), then reconnect every
+    /// subscriber at once with the Last-Event-ID of that one more, and time
+    /// until all have caught up.
+    #[arg(long)]
+    storm: bool,
+    /// Subscribers connecting at once.
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
     /// Bearer token for publishing.
     #[arg(long, env = "TIDINGS_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -76,10 +88,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.server_pids = args.server_pid;
     config.publishers = args.publishers;
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    config.connect_concurrency = args.connect_concurrency;
     if let Some(url) = args.publish_url.first() {
-        let format = match args.topic {
-            Some(topic) => PublishFormat::Mercure { topic },
-            None => PublishFormat::Raw,
+        let format = match (args.topic, args.grip_channel) {
+            (Some(topic), _) => PublishFormat::Mercure { topic },
+            (None, Some(channel)) => PublishFormat::Grip { channel },
+            (None, None) => PublishFormat::Raw,
         };
         let mut publish = Publish::new(url, format)?;
         for url in &args.publish_url[1..] {
@@ -91,6 +105,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.publish = Some(publish);
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if args.storm {
+        let report = runtime.block_on(tidings_bench::run_storm(&config))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!("subscribers          {}", report.subscribers);
+            println!("each resumed behind  {} updates", report.behind);
+            println!(
+                "deliveries           {} of {} ({} lost)",
+                report.deliveries, report.expected_deliveries, report.lost
+            );
+            println!("all caught up in     {:.3} s", report.seconds);
+        }
+        return Ok(if report.lost == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let report = runtime.block_on(tidings_bench::run(&config))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
