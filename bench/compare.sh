@@ -1,107 +1,206 @@
 #!/usr/bin/env bash
-# Side-by-side: the same `tidings bench` scenarios against Tidings, Nchan and
-# the Node pattern, one server at a time, on loopback, in one run. Prints a
-# Markdown table (and keeps the raw JSON reports in $OUT, default /tmp).
+# Side by side, in one run, with one load generator (`tidings bench`): Tidings,
+# Nchan (nginx, 2 workers), Pushpin and the Node pattern, one server at a time
+# on loopback, each on a fresh process; then Tidings as three nodes on Redis.
+# Writes the raw JSON reports to $OUT (default /tmp/tidings-compare), and the
+# Markdown tables and SVG charts to $OUT/report.md and $OUT/*.svg
+# (bench/compare-report.py; copy them into BENCHMARKS.md and docs/bench/).
 #
 #   cargo build --release -p tidings && bench/compare.sh
 #
-# Scenarios (override with env vars):
-#   idle        IDLE_SUBSCRIBERS (10000) idle subscribers: server memory each
-#   latency     1000 subscribers, LATENCY_UPDATES (2000) at LATENCY_RATE (200/s)
-#   throughput  1000 subscribers, THROUGHPUT_UPDATES (20000) as fast as
-#               THROUGHPUT_PUBLISHERS (4) connections publish
+# Scenarios (the issue's A-F; SERVERS and SCENARIOS pick a subset):
+#   A idle      10 000 idle subscribers: server memory each; Tidings also holds
+#               19 000 at once under its default connection limit
+#   B fan-out   1 000 subscribers on one topic, 2 000 x 100 B as fast as 1, 4,
+#               16 and 64 publishing connections go
+#   C wide      10 000 subscribers, 200 x 100 B at 50/s: latency
+#   D topics    10 000 subscribers each on its own topic, 10 000 updates
+#               spread over them (16 publishing connections)
+#   E large     1 000 subscribers, 200 x 64 KiB (4 publishing connections)
+#   F storm     5 000 subscribers reconnect at once with a Last-Event-ID 1 000
+#               updates back: time until all caught up (servers that resume)
+#   cluster     B (4 and 64 publishers) and C on three Tidings nodes on Redis
+# Every process it starts is stopped by its PID when it ends.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tidings="${TIDINGS_BIN:-$root/target/release/tidings}"
-out="${OUT:-/tmp}"
-idle_n="${IDLE_SUBSCRIBERS:-10000}"
-lat_updates="${LATENCY_UPDATES:-2000}"
-lat_rate="${LATENCY_RATE:-200}"
-tp_updates="${THROUGHPUT_UPDATES:-20000}"
-tp_publishers="${THROUGHPUT_PUBLISHERS:-4}"
+out="${OUT:-/tmp/tidings-compare}"
+servers="${SERVERS:-tidings nchan pushpin node}"
+scenarios="${SCENARIOS:-A B C D E F cluster}"
+key="tidings-bench-key-0123456789abcdef0123456789"
 [[ -x $tidings ]] || { echo "build first: cargo build --release -p tidings" >&2; exit 1; }
-command -v node >/dev/null || { echo "node is needed for the Node peer" >&2; exit 1; }
+command -v node >/dev/null || { echo "node is needed (the Node peer, Pushpin's origin)" >&2; exit 1; }
+mkdir -p "$out"
+work="$(mktemp -d /tmp/tidings-compare.XXXXXX)"
 
 server_pid=""
-cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; server_pid=""; }
-trap cleanup EXIT
+extra_pids=()
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    for pid in "${extra_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${extra_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    server_pid=""; extra_pids=()
+    return 0
+}
+trap 'stop_server; rm -rf "$work"' EXIT
 
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
+wait_http() { # url: until it answers at all
+    for _ in $(seq 200); do
+        curl -s -o /dev/null -m 0.3 "$1" && return 0
+        sleep 0.05
     done
-    echo "server on port $1 did not start" >&2
+    echo "nothing answers on $1" >&2
     return 1
 }
 
-# All pids of the server: the process and its children (nginx's workers).
-pids_of() { echo "$1${2:+,}$(pgrep -P "$1" | paste -sd, -)"; }
-
-run() { # name sub_url pub_url format_args...
-    local name=$1 sub=$2 pub=$3; shift 3
-    local pids; pids="$(pids_of "$server_pid" x)"; pids="${pids%,}"
-    "$tidings" bench "$sub&scenario=idle" -n "$idle_n" --server-pid "$pids" --json > "$out/bench-$name-idle.json"
-    "$tidings" bench "$sub" -n 1000 --publish-url "$pub" "$@" --updates "$lat_updates" --rate "$lat_rate" --server-pid "$pids" --json > "$out/bench-$name-latency.json" || true
-    "$tidings" bench "$sub" -n 1000 --publish-url "$pub" "$@" --updates "$tp_updates" --rate 1000000 --publishers "$tp_publishers" --server-pid "$pids" --json > "$out/bench-$name-throughput.json" || true
+# A process and all its descendants, comma-separated: what --server-pid sums.
+tree() {
+    local list=$1 child
+    for child in $(pgrep -P "$1" || true); do list="$list,$(tree "$child")"; done
+    echo "$list"
 }
 
-port=3200
-data="$(mktemp -d)"
-"$tidings" serve --listen 127.0.0.1:$port --storage memory --max-connections 19000 --max-connections-per-ip 19000 \
-    --history-max-count 1000000 --data-dir "$data" > "$data/banner" 2>/dev/null &
-server_pid=$!
-wait_port $port
-token="$(grep -o 'publisher token (24 h): *[^ ]*' "$data/banner" | awk '{print $NF}')"
-run tidings "http://127.0.0.1:$port/.well-known/mercure?topic=bench" "http://127.0.0.1:$port/.well-known/mercure" --topic bench --token "$token"
-cleanup
+wanted() { [[ " $scenarios " == *" $1 "* ]]; }
 
-port=3201
-"$root/bench/peers/nchan.sh" $port > /dev/null 2>&1 &
-server_pid=$!
-wait_port $port
-sleep 0.5 # nginx forks its workers after binding
-nginx_master="$(pgrep -f "tidings-nchan" | head -1)"
-server_pid=$nginx_master
-run nchan "http://127.0.0.1:$port/sub?id=bench" "http://127.0.0.1:$port/pub?id=bench"
-kill "$nginx_master"; wait 2>/dev/null || true; server_pid=""
+bench() { # name, scenario, args...: one report
+    local name=$1 scenario=$2; shift 2
+    echo "  $name $scenario" >&2
+    "$tidings" bench "$@" --json > "$out/$name-$scenario.json" 2> "$out/$name-$scenario.err" || true
+}
 
-port=3202
-node "$root/bench/peers/node-sse.mjs" $port &
-server_pid=$!
-wait_port $port
-run node "http://127.0.0.1:$port/sub?id=bench" "http://127.0.0.1:$port/pub?id=bench"
-cleanup
+run_scenarios() { # name, sub URL, spread sub URL, publish args..., --, spread publish args...
+    local name=$1 sub=$2 spread=$3; shift 3
+    local pub=() spread_pub=() seen=0 pids
+    for arg in "$@"; do
+        if [[ $arg == -- ]]; then seen=1; continue; fi
+        if ((seen)); then spread_pub+=("$arg"); else pub+=("$arg"); fi
+    done
+    pids="$(tree "$server_pid")"
+    for pid in "${extra_pids[@]}"; do pids="$pids,$(tree "$pid")"; done
+    if wanted A; then
+        bench "$name" A -n 10000 "$sub" --server-pid "$pids"
+        if [[ $name == tidings ]]; then
+            bench "$name" A19k -n 19000 --connect-concurrency 500 "$sub" --server-pid "$pids"
+        fi
+    fi
+    if wanted B; then
+        for p in 1 4 16 64; do
+            bench "$name" "B$p" "$sub" -n 1000 "${pub[@]}" --updates 2000 --payload 100 \
+                --rate 1000000 --publishers "$p" --server-pid "$pids" --drain-timeout 30
+        done
+    fi
+    if wanted C; then
+        bench "$name" C "$sub" -n 10000 "${pub[@]}" --updates 200 --payload 100 --rate 50 \
+            --server-pid "$pids" --drain-timeout 30
+    fi
+    if wanted D; then
+        bench "$name" D "$spread" -n 10000 "${spread_pub[@]}" --updates 10000 --payload 100 \
+            --rate 1000000 --publishers 16 --server-pid "$pids" --drain-timeout 30
+    fi
+    if wanted E; then
+        bench "$name" E "$sub" -n 1000 "${pub[@]}" --updates 200 --payload 65536 \
+            --rate 1000000 --publishers 4 --server-pid "$pids" --drain-timeout 60
+    fi
+    if wanted F && [[ $name == tidings || $name == nchan ]]; then
+        bench "$name" F "$sub" -n 5000 "${pub[@]}" --updates 1000 --payload 100 --storm \
+            --rate 1000000 --publishers 4 --connect-concurrency 5000 --server-pid "$pids" \
+            --drain-timeout 60
+    fi
+}
 
-python3 - "$out" <<'PY'
-import json, sys, os
-out = sys.argv[1]
-def load(name, scenario):
-    try:
-        return json.load(open(os.path.join(out, f"bench-{name}-{scenario}.json")))
-    except Exception:
-        return None
-def cell(report, get, fmt="{:.0f}"):
-    try:
-        value = get(report)
-        return "–" if value is None else fmt.format(value)
-    except Exception:
-        return "–"
-print("| server | bytes per idle subscriber | latency run: deliveries/s | p50 µs | p99 µs | server CPU ns/delivery | lost | throughput run: deliveries/s | p99 µs | server CPU ns/delivery | lost |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for name in ["tidings", "nchan", "node"]:
-    idle, lat, tp = load(name, "idle"), load(name, "latency"), load(name, "throughput")
-    print("| " + " | ".join([
-        name,
-        cell(idle, lambda r: r["server_bytes_per_idle_subscriber"]),
-        cell(lat, lambda r: r["deliveries_per_sec"]),
-        cell(lat, lambda r: r["latency_us"]["p50"]),
-        cell(lat, lambda r: r["latency_us"]["p99"]),
-        cell(lat, lambda r: r["server_cpu_ns_per_delivery"]),
-        cell(lat, lambda r: r["lost"]),
-        cell(tp, lambda r: r["deliveries_per_sec"]),
-        cell(tp, lambda r: r["latency_us"]["p99"]),
-        cell(tp, lambda r: r["server_cpu_ns_per_delivery"]),
-        cell(tp, lambda r: r["lost"]),
-    ]) + " |")
-PY
+token="$("$tidings" token --key "$key" --publish '*')"
+tidings_pub=(--topic bench --token "$token")
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
+{
+    echo "machine: $machine"
+    echo "started: $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "tidings: $("$tidings" --version 2>/dev/null || echo '?') ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+    echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2 || echo '?'); pushpin: $(pushpin --version 2>/dev/null | head -1 || echo '?'); node: $(node --version)"
+} > "$out/machine.txt"
+
+for name in $servers; do
+    echo "== $name" >&2
+    case $name in
+        tidings)
+            port=3200
+            # The default connection limit (from the open-file limit); only the
+            # per-IP limit is raised, every subscriber coming from 127.0.0.1.
+            "$tidings" serve --listen 127.0.0.1:$port --storage memory --jwt-key "$key" --anonymous \
+                --max-connections-per-ip 19900 --history-max-count 1000000 --data-dir "$work/tidings" \
+                > "$work/tidings.log" 2>&1 &
+            server_pid=$!
+            wait_http "http://127.0.0.1:$port/healthz"
+            base="http://127.0.0.1:$port/.well-known/mercure"
+            run_scenarios tidings "$base?topic=bench" "$base?topic=https://example.com/u/{n}" \
+                --publish-url "$base" "${tidings_pub[@]}" -- \
+                --publish-url "$base" --topic 'https://example.com/u/{n}' --token "$token"
+            ;;
+        nchan)
+            port=3201
+            WORKERS=2 "$root/bench/peers/nchan.sh" $port > "$work/nchan.log" 2>&1 &
+            server_pid=$!
+            wait_http "http://127.0.0.1:$port/pub?id=probe"
+            sleep 0.5 # the workers fork after the bind
+            run_scenarios nchan "http://127.0.0.1:$port/sub?id=bench" "http://127.0.0.1:$port/sub?id={n}" \
+                --publish-url "http://127.0.0.1:$port/pub?id=bench" -- \
+                --publish-url "http://127.0.0.1:$port/pub?id={n}"
+            ;;
+        pushpin)
+            port=3203
+            "$root/bench/peers/pushpin.sh" $port > "$work/pushpin.log" 2>&1 &
+            server_pid=$!
+            for _ in $(seq 100); do
+                [[ "$(curl -s -o /dev/null -w '%{http_code}' -m 0.3 "http://127.0.0.1:$port/sub?id=probe")" == 200 ]] && break
+                sleep 0.1
+            done
+            run_scenarios pushpin "http://127.0.0.1:$port/sub?id=bench" "http://127.0.0.1:$port/sub?id={n}" \
+                --publish-url "http://127.0.0.1:$((port + 1000))/publish/" --grip-channel bench -- \
+                --publish-url "http://127.0.0.1:$((port + 1000))/publish/" --grip-channel '{n}'
+            ;;
+        node)
+            port=3202
+            node "$root/bench/peers/node-sse.mjs" $port > "$work/node.log" 2>&1 &
+            server_pid=$!
+            wait_http "http://127.0.0.1:$port/sub?id=probe"
+            run_scenarios node "http://127.0.0.1:$port/sub?id=bench" "http://127.0.0.1:$port/sub?id={n}" \
+                --publish-url "http://127.0.0.1:$port/pub?id=bench" -- \
+                --publish-url "http://127.0.0.1:$port/pub?id={n}"
+            ;;
+    esac
+    stop_server
+done
+
+if wanted cluster; then
+    echo "== cluster" >&2
+    command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get install redis-server)" >&2; exit 1; }
+    mkdir -p "$work/redis"
+    redis-server --port 3320 --bind 127.0.0.1 --dir "$work/redis" --save "" --appendonly no \
+        --daemonize no > "$work/redis.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do [[ "$(redis-cli -p 3320 ping 2>/dev/null)" == PONG ]] && break; sleep 0.05; done
+    subs=() pubs=()
+    for port in 3321 3322 3323; do
+        "$tidings" serve --listen "127.0.0.1:$port" --jwt-key "$key" --anonymous --max-connections-per-ip 19900 \
+            --history-max-count 1000000 --data-dir "$work/node-$port" --redis redis://127.0.0.1:3320/0 \
+            > "$work/node-$port.log" 2>&1 &
+        extra_pids+=($!)
+        for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+        subs+=("http://127.0.0.1:$port/.well-known/mercure?topic=bench")
+        pubs+=(--publish-url "http://127.0.0.1:$port/.well-known/mercure")
+    done
+    pids="$server_pid,$(IFS=,; echo "${extra_pids[*]}")"
+    for p in 4 64; do
+        bench cluster "B$p" "${subs[@]}" -n 1000 "${pubs[@]}" "${tidings_pub[@]}" --updates 2000 \
+            --payload 100 --rate 1000000 --publishers "$p" --server-pid "$pids" --drain-timeout 30
+    done
+    bench cluster C "${subs[@]}" -n 10000 "${pubs[@]}" "${tidings_pub[@]}" --updates 200 --payload 100 \
+        --rate 50 --server-pid "$pids" --drain-timeout 30
+    stop_server
+fi
+
+echo "finished: $(date -u '+%Y-%m-%d %H:%M UTC')" >> "$out/machine.txt"
+python3 "$root/bench/compare-report.py" "$out"
+echo "report: $out/report.md" >&2

@@ -24,7 +24,7 @@ if [[ "${TLS:-}" == 1 ]]; then
 fi
 cat > "$dir/nginx.conf" <<CONF
 load_module $module;
-worker_processes auto;
+worker_processes ${WORKERS:-auto};
 worker_rlimit_nofile 20000;
 daemon off;
 pid $dir/nginx.pid;

@@ -279,6 +279,9 @@ pub struct Report {
     /// Server CPU time per delivery, in nanoseconds: its cost, whatever else
     /// shares the machine.
     pub server_cpu_ns_per_delivery: Option<f64>,
+    /// CPU seconds this load generator used over the same window: with the
+    /// server's, what says which of the two a figure was limited by.
+    pub generator_cpu_seconds: Option<f64>,
 }
 
 /// Latency percentiles in microseconds.
@@ -340,6 +343,8 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let baseline = total.load(Ordering::Relaxed);
     let mut published = 0u64;
     let cpu_before = cpu_sum(&config.server_pids);
+    let own = [std::process::id()];
+    let own_before = cpu_sum(&own);
     let start = Instant::now();
     if let Some(publish) = &config.publish {
         published = publish_all(publish, config, epoch).await?;
@@ -356,6 +361,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     }
     let seconds = start.elapsed().as_secs_f64();
     let cpu_after = cpu_sum(&config.server_pids);
+    let own_after = cpu_sum(&own);
     let _ = stop_tx.send(true);
     let mut latency: Option<Histogram<u64>> = None;
     let mut deliveries = 0;
@@ -408,6 +414,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             Some((b, a)) if deliveries > 0 => Some((a - b) * 1e9 / deliveries as f64),
             _ => None,
         },
+        generator_cpu_seconds: own_before.zip(own_after).map(|(b, a)| a - b),
     })
 }
 
