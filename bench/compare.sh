@@ -31,6 +31,7 @@ key="tidings-bench-key-0123456789abcdef0123456789"
 [[ -x $tidings ]] || { echo "build first: cargo build --release -p tidings" >&2; exit 1; }
 command -v node >/dev/null || { echo "node is needed (the Node peer, Pushpin's origin)" >&2; exit 1; }
 mkdir -p "$out"
+rm -f "$out/machine.txt"
 work="$(mktemp -d /tmp/tidings-compare.XXXXXX)"
 
 server_pid=""
@@ -46,6 +47,15 @@ stop_server() {
     return 0
 }
 trap 'stop_server; rm -rf "$work"' EXIT
+
+wait_port() { # port: until it accepts connections
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
 
 wait_http() { # url: until it answers at all
     for _ in $(seq 200); do
@@ -119,7 +129,7 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
     echo "started: $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "tidings: $("$tidings" --version 2>/dev/null || echo '?') ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))"
     echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2 || echo '?'); pushpin: $(pushpin --version 2>/dev/null | head -1 || echo '?'); node: $(node --version)"
-} > "$out/machine.txt"
+} >> "$out/machine.txt"
 
 for name in $servers; do
     echo "== $name" >&2
@@ -164,7 +174,7 @@ for name in $servers; do
             port=3202
             node "$root/bench/peers/node-sse.mjs" $port > "$work/node.log" 2>&1 &
             server_pid=$!
-            wait_http "http://127.0.0.1:$port/sub?id=probe"
+            wait_port $port
             run_scenarios node "http://127.0.0.1:$port/sub?id=bench" "http://127.0.0.1:$port/sub?id={n}" \
                 --publish-url "http://127.0.0.1:$port/pub?id=bench" -- \
                 --publish-url "http://127.0.0.1:$port/pub?id={n}"

@@ -33,6 +33,10 @@ events { worker_connections 20000; }
 http {
     access_log off;
     client_body_temp_path $dir/body;
+    # Publish bodies in memory up to 1 MiB (64 KiB updates in scenario E were
+    # refused with 400 when buffered to a temp file).
+    client_body_buffer_size 1m;
+    client_max_body_size 2m;
     nchan_max_reserved_memory 512M;
     server {
         $listen

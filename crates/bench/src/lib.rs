@@ -370,13 +370,14 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             .await
             .map_err(|e| BenchError::Connect(e.to_string()))?;
         deliveries += received.events;
-        if let Some(h) = received.latency {
-            match &mut latency {
-                Some(all) => {
-                    let _ = all.add(&h);
-                }
-                None => latency = Some(h),
-            }
+        if received.latency_us.is_empty() {
+            continue;
+        }
+        let all = latency.get_or_insert_with(|| {
+            Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
+        });
+        for micros in received.latency_us {
+            let _ = all.record(u64::from(micros));
         }
     }
     let latency_us = latency

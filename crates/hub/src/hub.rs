@@ -228,17 +228,26 @@ impl Hub {
             publish_tx: RwLock::new(Some(tx)),
         });
         let tail = {
+            // The keep-alive tick walks every subscriber: it shares the
+            // tail's thread rather than holding up a runtime worker.
+            let (weak, period) = (Arc::downgrade(&shared), shared.config.keep_alive);
             let shared = shared.clone();
+            let loops = async move {
+                tokio::join!(
+                    crate::tail::run_tail(shared),
+                    writer::every(weak, period, writer::keep_alive)
+                );
+            };
             // A thread spreads the fan-out's wakes over the runtime's
             // workers (see `tail.rs`). A current-thread runtime has one
             // worker, so there is nothing to spread: the tail is its task,
             // and its clock (paused in tests) governs the tail too.
             if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
-                TailLoop::Task(runtime.spawn(crate::tail::run_tail(shared)))
+                TailLoop::Task(runtime.spawn(loops))
             } else {
                 let thread = std::thread::Builder::new()
                     .name("tidings-tail".into())
-                    .spawn(move || runtime.block_on(crate::tail::run_tail(shared)))
+                    .spawn(move || runtime.block_on(loops))
                     .map_err(|e| {
                         Error::Log(crate::LogError::Io(format!(
                             "cannot start the tail thread: {e}"
@@ -249,7 +258,6 @@ impl Hub {
         };
         let writer = tokio::spawn(writer::run_writer(shared.clone(), rx));
         let (weak, period) = (Arc::downgrade(&shared), shared.config.keep_alive);
-        tokio::spawn(writer::every(weak.clone(), period, writer::keep_alive));
         tokio::spawn(writer::every(weak.clone(), period, writer::tidy));
         if shared.config.presence {
             tokio::spawn(writer::every(weak, writer::REAP_INTERVAL, writer::reap));

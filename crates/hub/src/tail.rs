@@ -19,6 +19,9 @@ use crate::log::{Entry, TailEvent};
 use crate::subscription::{Offer, QueueLimits};
 use crate::topic::Head;
 
+/// The most offers the fan-out makes under one hold of the index's lock.
+const MAX_OFFERS_PER_LOCK: usize = 65_536;
+
 /// The longest the tail waits for the subscribers it woke to run before it
 /// fans out the next batch.
 const DRAIN_MAX: Duration = Duration::from_millis(5);
@@ -221,9 +224,14 @@ fn fan_out(shared: &Shared, entries: &[Arc<Entry>]) {
     let (mut delivered, mut lagged) = (0u64, 0u64);
     let mut wakes = Vec::new();
     let generation = shared.drain.begin();
-    {
+    // The index's read lock is held for a bounded number of offers at a
+    // time, so that a subscribe or an unsubscribe (the write lock, on a
+    // runtime worker) waits for a slice of the batch, not for all of it: at
+    // 100 000 subscribers on one topic a batch of 512 is 51 M offers.
+    let chunk = (MAX_OFFERS_PER_LOCK / shared.index().len().max(1)).max(1);
+    for part in entries.chunks(chunk) {
         let index = shared.index();
-        for entry in entries {
+        for entry in part {
             index.for_each_candidate(entry, |subscriber| {
                 match subscriber.offer(entry, limits, generation, &mut wakes) {
                     Offer::Queued => delivered += 1,
@@ -233,11 +241,13 @@ fn fan_out(shared: &Shared, entries: &[Arc<Entry>]) {
             });
         }
         // Moved under the index's read lock: a new subscription (which takes
-        // the write lock) sees all of this batch fanned out or none of it.
-        *index.head() = Head {
-            position: last.position,
-            id: Some(last.id.clone()),
-        };
+        // the write lock) sees all of this part fanned out or none of it.
+        if let Some(last) = part.last() {
+            *index.head() = Head {
+                position: last.position,
+                id: Some(last.id.clone()),
+            };
+        }
     }
     // Outside the index's lock, once per subscriber for the whole batch.
     shared.drain.woke(wakes.len());
