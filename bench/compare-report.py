@@ -77,8 +77,8 @@ say("")
 # B
 say("### B. Fan-out: 1 000 subscribers, 2 000 × 100 B as fast as possible")
 say("")
-say("| server | publishers | deliveries/s | vs Nchan | p99 ms | server CPU ns/delivery | server cores | generator cores | lost |")
-say("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+say("| server | publishers | deliveries/s | vs Nchan | p99 ms | server CPU ns/delivery | server cores | generator cores | lost | unexpected |")
+say("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 chart_b = {}
 for name in SERVERS:
     for p in [1, 4, 16, 64]:
@@ -97,6 +97,7 @@ for name in SERVERS:
             num(cores(r, "server_cpu_seconds"), "{:.2f}"),
             num(cores(r, "generator_cpu_seconds"), "{:.2f}"),
             num(get(r, "lost")),
+            num(get(r, "unexpected")),
         ]) + " |")
 say("")
 
@@ -104,8 +105,8 @@ say("")
 def simple(title, scenario, extra=None):
     say(title)
     say("")
-    say("| server | deliveries/s | vs Nchan | p50 ms | p99 ms | vs Nchan (p99) | server CPU ns/delivery | server cores | generator cores | lost |")
-    say("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    say("| server | deliveries/s | vs Nchan | p50 ms | p99 ms | vs Nchan (p99) | server CPU ns/delivery | server cores | generator cores | lost | unexpected |")
+    say("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     n = load("nchan", scenario)
     for name in SERVERS + (extra or []):
         r = load(name, scenario)
@@ -122,6 +123,7 @@ def simple(title, scenario, extra=None):
             num(cores(r, "server_cpu_seconds"), "{:.2f}"),
             num(cores(r, "generator_cpu_seconds"), "{:.2f}"),
             num(get(r, "lost")),
+            num(get(r, "unexpected")),
         ]) + " |")
     say("")
 

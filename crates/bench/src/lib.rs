@@ -282,6 +282,9 @@ pub struct Report {
     /// CPU seconds this load generator used over the same window: with the
     /// server's, what says which of the two a figure was limited by.
     pub generator_cpu_seconds: Option<f64>,
+    /// Events published before their subscriber connected (old events a
+    /// server sent a new subscriber): not counted in `deliveries`.
+    pub unexpected: u64,
 }
 
 /// Latency percentiles in microseconds.
@@ -304,7 +307,6 @@ pub struct Latency {
 /// # Errors
 /// If a subscriber cannot connect or a publish fails.
 pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
-    let epoch = Instant::now();
     let rss_before = rss_sum(&config.server_pids);
     let total = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -332,7 +334,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             stream,
             first,
             chunked,
-            epoch,
+            unix_micros(),
             total.clone(),
             stop_rx.clone(),
         )));
@@ -347,7 +349,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let own_before = cpu_sum(&own);
     let start = Instant::now();
     if let Some(publish) = &config.publish {
-        published = publish_all(publish, config, epoch).await?;
+        published = publish_all(publish, config).await?;
     }
     let spread = config.publish.as_ref().is_some_and(Publish::spreads);
     let expected = if spread {
@@ -365,11 +367,13 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let _ = stop_tx.send(true);
     let mut latency: Option<Histogram<u64>> = None;
     let mut deliveries = 0;
+    let mut unexpected = 0;
     for reader in readers {
         let received = reader
             .await
             .map_err(|e| BenchError::Connect(e.to_string()))?;
         deliveries += received.events;
+        unexpected += received.stale;
         if received.latency_us.is_empty() {
             continue;
         }
@@ -416,6 +420,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             _ => None,
         },
         generator_cpu_seconds: own_before.zip(own_after).map(|(b, a)| a - b),
+        unexpected,
     })
 }
 
@@ -426,7 +431,6 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
 pub(crate) async fn publish_all(
     publish: &Publish,
     config: &BenchConfig,
-    epoch: Instant,
 ) -> Result<u64, BenchError> {
     let publishers = config.publishers.max(1);
     let (updates, rate, payload) = (config.updates, config.rate, config.payload);
@@ -464,10 +468,7 @@ pub(crate) async fn publish_all(
                         let padding = "x".repeat(payload);
                         for k in 0..share {
                             interval.tick().await;
-                            let data = format!(
-                                "{{\"t\":{},\"p\":\"{padding}\"}}",
-                                epoch.elapsed().as_micros()
-                            );
+                            let data = format!("{{\"t\":{},\"p\":\"{padding}\"}}", unix_micros());
                             // Update i of the run (publishers interleave).
                             let n = (k * publishers + p) % subscribers;
                             publisher.publish(&data, n).await?;
@@ -489,6 +490,14 @@ pub(crate) async fn publish_all(
     done_rx
         .await
         .map_err(|_| BenchError::Publish("the publishing thread stopped".into()))?
+}
+
+/// Microseconds since the Unix epoch: the publish time in each update's
+/// data, comparable across runs, so a subscriber can tell an old event.
+pub(crate) fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// User + system CPU seconds of processes, from `/proc/PID/stat`.

@@ -51,14 +51,13 @@ pub async fn run_storm(config: &BenchConfig) -> Result<StormReport, BenchError> 
         .publish
         .as_ref()
         .ok_or_else(|| BenchError::Publish("a resume storm needs a publish URL".into()))?;
-    let epoch = Instant::now();
     let mut target = config.subscribe[0].clone();
     target.path_and_query = target.path_and_query.replace("{n}", "0");
     let (stream, first, chunked) = subscriber::connect(&target).await?;
     let probe = tokio::spawn(first_id(stream, first, chunked, config.updates as u64 + 1));
     let mut run = config.clone();
     run.updates = config.updates + 1;
-    publish_all(publish, &run, epoch).await?;
+    publish_all(publish, &run).await?;
     let last_event_id = tokio::time::timeout(config.drain_timeout, probe)
         .await
         .map_err(|_| BenchError::Connect("the probe did not receive every update".into()))?
@@ -82,7 +81,8 @@ pub async fn run_storm(config: &BenchConfig) -> Result<StormReport, BenchError> 
                 subscriber::connect(&target).await?
             };
             Ok::<_, BenchError>(
-                subscriber::read_events(stream, first, chunked, epoch, total, stop).await,
+                // They resume: every event they get is older than they are.
+                subscriber::read_events(stream, first, chunked, 0, total, stop).await,
             )
         }));
     }

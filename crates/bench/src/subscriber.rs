@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use tidings_codec::{Decoder, Item};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +20,9 @@ pub(crate) struct Received {
     /// while running: a histogram per subscriber cost 10 000 allocations of
     /// its bucket array when 10 000 subscribers got their first event.
     pub(crate) latency_us: Vec<u32>,
+    /// Events published before this subscriber connected (a server that
+    /// sends old events to a new subscriber): not counted as deliveries.
+    pub(crate) stale: u64,
 }
 
 /// Opens the stream and returns once the response head arrived.
@@ -71,7 +73,7 @@ pub(crate) async fn read_events(
     mut stream: Conn,
     first: Vec<u8>,
     chunked: bool,
-    epoch: Instant,
+    since: u64,
     total: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) -> Received {
@@ -80,6 +82,7 @@ pub(crate) async fn read_events(
     let mut received = Received {
         events: 0,
         latency_us: Vec::new(),
+        stale: 0,
     };
     let mut body = Vec::new();
     let mut buf = first;
@@ -94,11 +97,16 @@ pub(crate) async fn read_events(
             None => body.extend_from_slice(&buf),
         }
         let mut events = 0;
-        let now = epoch.elapsed().as_micros() as u64;
+        let now = crate::unix_micros();
         for item in decoder.feed(&body) {
             if let Item::Event(event) = item {
+                let sent = sent_at(&event.data);
+                if sent.is_some_and(|sent| sent < since) {
+                    received.stale += 1;
+                    continue;
+                }
                 events += 1;
-                if let Some(sent) = sent_at(&event.data) {
+                if let Some(sent) = sent {
                     let micros = now.saturating_sub(sent).max(1);
                     received
                         .latency_us
