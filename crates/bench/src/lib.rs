@@ -408,11 +408,7 @@ pub async fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         expected_deliveries: expected,
         lost: expected.saturating_sub(deliveries),
         seconds,
-        deliveries_per_sec: if seconds > 0.0 {
-            deliveries as f64 / seconds
-        } else {
-            0.0
-        },
+        deliveries_per_sec: per_second(deliveries, seconds),
         latency_us,
         server_cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
         server_cpu_ns_per_delivery: match cpu_before.zip(cpu_after) {
@@ -490,6 +486,15 @@ pub(crate) async fn publish_all(
     done_rx
         .await
         .map_err(|_| BenchError::Publish("the publishing thread stopped".into()))?
+}
+
+/// `count` over `seconds`; 0 for an empty window.
+pub(crate) fn per_second(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
 }
 
 /// Microseconds since the Unix epoch: the publish time in each update's

@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, watch};
 
 use crate::chunked::Dechunker;
-use crate::{BenchConfig, BenchError, cpu_sum, publish_all, subscriber};
+use crate::{BenchConfig, BenchError, cpu_sum, per_second, publish_all, subscriber};
 
 /// What a resume storm measured.
 #[derive(Debug, Clone, Serialize)]
@@ -108,11 +108,7 @@ pub async fn run_storm(config: &BenchConfig) -> Result<StormReport, BenchError> 
         expected_deliveries: expected,
         lost: expected.saturating_sub(deliveries),
         seconds,
-        deliveries_per_sec: if seconds > 0.0 {
-            deliveries as f64 / seconds
-        } else {
-            0.0
-        },
+        deliveries_per_sec: per_second(deliveries, seconds),
         server_cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
     })
 }

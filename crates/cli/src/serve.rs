@@ -237,7 +237,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         address,
         &data_dir,
         &history,
-        (anonymous, max_subscribers),
+        anonymous,
+        max_subscribers,
     )?;
     if let Some(address) = metrics_address {
         use std::io::Write;
@@ -263,17 +264,13 @@ enum History {
     Redis { url: String, prefix: String },
 }
 
-/// This process's open-file limit, as raised at start.
-fn open_file_limit() -> Option<u64> {
-    tidings_server::raise_open_file_limit()
-}
-
 fn print_banner(
     server: &Server,
     address: SocketAddr,
     data_dir: &std::path::Path,
     history: &History,
-    (anonymous, max_subscribers): (bool, usize),
+    anonymous: bool,
+    max_subscribers: usize,
 ) -> anyhow::Result<()> {
     // The banner is a courtesy: if stdout is closed (`| head -1`), the hub
     // must keep running, so write errors are ignored rather than panicking as
@@ -344,7 +341,7 @@ fn print_banner(
         "  anonymous subscribers: {}",
         if anonymous { "allowed" } else { "refused" }
     );
-    let files = open_file_limit();
+    let files = tidings_server::open_file_limit();
     say!(
         out,
         "  subscribers: at most {max_subscribers}{}",

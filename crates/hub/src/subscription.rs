@@ -87,6 +87,17 @@ struct Queue {
     waker: Option<Waker>,
 }
 
+impl Queue {
+    /// Its subscriber ran (or went away): if the last fan-out had woken it,
+    /// it counts as drained.
+    fn ran(&mut self, drain: &crate::tail::Drain) {
+        let woken = std::mem::take(&mut self.woken);
+        if woken != 0 {
+            drain.polled(woken);
+        }
+    }
+}
+
 /// What the live queue has for the stream.
 enum Live {
     Entry(Arc<Entry>),
@@ -194,10 +205,7 @@ impl Subscriber {
 
     /// Called when its stream is dropped: it counts as drained.
     pub(crate) fn gone(&self, drain: &crate::tail::Drain) {
-        let woken = std::mem::take(&mut self.queue().woken);
-        if woken != 0 {
-            drain.polled(woken);
-        }
+        self.queue().ran(drain);
     }
 
     /// Takes queued live entries (if `live`), up to `max` frames in `out`,
@@ -213,10 +221,7 @@ impl Subscriber {
         live: bool,
     ) -> usize {
         let mut queue = self.queue();
-        let woken = std::mem::take(&mut queue.woken);
-        if woken != 0 {
-            drain.polled(woken);
-        }
+        queue.ran(drain);
         if !live || queue.reset || queue.lagged {
             return 0;
         }
@@ -282,10 +287,7 @@ impl Subscriber {
 
     fn poll_live(&self, cx: &mut Context<'_>, drain: &crate::tail::Drain) -> Live {
         let mut queue = self.queue();
-        let woken = std::mem::take(&mut queue.woken);
-        if woken != 0 {
-            drain.polled(woken);
-        }
+        queue.ran(drain);
         if queue.reset {
             return Live::Reset;
         }

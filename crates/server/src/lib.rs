@@ -55,7 +55,7 @@ pub use auth::{
 };
 pub use config::{Config, LogFormat, RedisConfig, Storage};
 pub use error::ApiError;
-pub use limits::{default_max_connections, raise_open_file_limit};
+pub use limits::{default_max_connections, open_file_limit, raise_open_file_limit};
 pub use subscribe::HISTORY_GAP_HEADER;
 use tidings_hub::{Hub, HubConfig, MemoryLog, RedbLog, RedisLog, RedisOptions};
 pub use tls::TlsError;

@@ -98,8 +98,12 @@ const FILES_BESIDES_CONNECTIONS: u64 = 64;
 /// connection is a file, and the reserve and the hub's own files must fit
 /// too. 15 000 where the limit cannot be read.
 pub fn default_max_connections() -> usize {
-    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-    soft.map_or(15_000, max_connections_within)
+    open_file_limit().map_or(15_000, max_connections_within)
+}
+
+/// This process's soft open-file limit, if it has one.
+pub fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
 /// The largest subscriber limit whose connections, reserve included, fit
@@ -130,7 +134,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
         limit.current = limit.maximum;
         let _ = setrlimit(Resource::Nofile, limit);
     }
-    getrlimit(Resource::Nofile).current
+    open_file_limit()
 }
 
 impl ConnectionLimits {

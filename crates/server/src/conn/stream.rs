@@ -249,12 +249,7 @@ fn until_unix(exp: u64) -> Duration {
 /// Sleeps until a token's `exp`, or forever without one.
 pub(crate) async fn token_deadline(expires_at: Option<u64>) {
     match expires_at {
-        Some(exp) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            tokio::time::sleep(Duration::from_secs(exp.saturating_sub(now))).await;
-        }
+        Some(exp) => tokio::time::sleep(until_unix(exp)).await,
         None => std::future::pending().await,
     }
 }
