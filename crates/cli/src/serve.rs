@@ -188,6 +188,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Before the configuration: the default subscriber limit follows it.
     tidings_server::raise_open_file_limit();
     let config = args.into_config()?;
+    // Before binding: a bad setting is named even when the address is taken,
+    // and a refused start never holds the port.
+    config.check().map_err(anyhow::Error::msg)?;
     // Held to the end, so that what is logged before exit is written.
     let _log_writer = init_tracing(config.log_format);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -285,7 +285,13 @@ fn a_cluster_without_a_shared_key_or_with_a_bad_prefix_fails_saying_what_to_set(
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().as_os_str();
     let redis = ["--redis".as_ref(), "redis://127.0.0.1:1/0".as_ref()];
-    let serve = ["serve".as_ref(), "--data-dir".as_ref(), data];
+    let serve = [
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data,
+    ];
     let stderr = fails(&[&serve[..], &redis[..]].concat());
     assert!(
         stderr.contains("jwt-key") && stderr.contains("every node"),
@@ -312,8 +318,15 @@ fn a_cluster_without_a_shared_key_or_with_a_bad_prefix_fails_saying_what_to_set(
 #[test]
 fn regression_zero_keep_alive_is_refused_at_start_instead_of_panicking_later() {
     let dir = tempfile::tempdir().unwrap();
+    // The address is taken on purpose: settings are checked before binding,
+    // so the error names the setting (CI once saw "address in use" here,
+    // when a parallel test held the default port).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
     let stderr = fails(&[
         "serve".as_ref(),
+        "--listen".as_ref(),
+        address.as_ref(),
         "--data-dir".as_ref(),
         dir.path().as_os_str(),
         "--keep-alive".as_ref(),
