@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod chunked;
+mod count;
 mod net;
 mod publisher;
 mod storm;

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tidings_codec::{Decoder, Item};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::chunked::Dechunker;
+use crate::count::{Counted, Counter};
 use crate::net::Conn;
 use crate::{BenchError, Target};
 
@@ -77,42 +77,37 @@ pub(crate) async fn read_events(
     total: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) -> Received {
-    let mut decoder = Decoder::new();
+    let mut counter = Counter::new();
     let mut dechunker = chunked.then(Dechunker::new);
     let mut received = Received {
         events: 0,
         latency_us: Vec::new(),
         stale: 0,
     };
-    let mut body = Vec::new();
     let mut buf = first;
     loop {
-        body.clear();
+        let mut events = 0;
+        let now = crate::unix_micros();
+        let mut count = |counted: Counted| {
+            if counted.sent_at.is_some_and(|sent| sent < since) {
+                received.stale += 1;
+                return;
+            }
+            events += 1;
+            if let Some(sent) = counted.sent_at {
+                let micros = now.saturating_sub(sent).max(1);
+                received
+                    .latency_us
+                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
+            }
+        };
         match &mut dechunker {
             Some(d) => {
-                if d.feed(&buf, |b| body.extend_from_slice(b)).is_err() {
+                if d.feed(&buf, |body| counter.feed(body, &mut count)).is_err() {
                     return received;
                 }
             }
-            None => body.extend_from_slice(&buf),
-        }
-        let mut events = 0;
-        let now = crate::unix_micros();
-        for item in decoder.feed(&body) {
-            if let Item::Event(event) = item {
-                let sent = sent_at(&event.data);
-                if sent.is_some_and(|sent| sent < since) {
-                    received.stale += 1;
-                    continue;
-                }
-                events += 1;
-                if let Some(sent) = sent {
-                    let micros = now.saturating_sub(sent).max(1);
-                    received
-                        .latency_us
-                        .push(u32::try_from(micros).unwrap_or(u32::MAX));
-                }
-            }
+            None => counter.feed(&buf, &mut count),
         }
         if events > 0 {
             received.events += events;
@@ -130,11 +125,4 @@ pub(crate) async fn read_events(
             _ = stop.wait_for(|s| *s) => return received,
         }
     }
-}
-
-/// The send time the publisher put in the data: `{"t":MICROS,...`.
-fn sent_at(data: &str) -> Option<u64> {
-    let rest = data.strip_prefix("{\"t\":")?;
-    let end = rest.find(|c: char| !c.is_ascii_digit())?;
-    rest[..end].parse().ok()
 }
