@@ -13,7 +13,8 @@
 #               19 000 at once under its default connection limit
 #   B fan-out   1 000 subscribers on one topic, 2 000 x 100 B as fast as 1, 4,
 #               16 and 64 publishing connections go
-#   C wide      10 000 subscribers, 200 x 100 B at 50/s: latency
+#   C wide      10 000 subscribers, 200 x 100 B at 50/s: latency (C_RATE sets
+#               the rate, to compare at what the slowest server sustains)
 #   D topics    10 000 subscribers each on its own topic, 10 000 updates
 #               spread over them (16 publishing connections)
 #   E large     1 000 subscribers, 200 x 64 KiB (4 publishing connections)
@@ -107,7 +108,7 @@ run_scenarios() { # name, sub URL, spread sub URL, publish args..., --, spread p
         done
     fi
     if wanted C; then
-        bench "$name" C "$sub" -n 10000 "${pub[@]}" --updates 200 --payload 100 --rate 50 \
+        bench "$name" C "$sub" -n 10000 "${pub[@]}" --updates 200 --payload 100 --rate "${C_RATE:-50}" \
             --server-pid "$pids" --drain-timeout 30
     fi
     if wanted D; then
@@ -132,7 +133,6 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
     echo "machine: $machine"
     echo "started: $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "tidings: $("$tidings" --version 2>/dev/null || echo '?') ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))"
-    echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2 || echo '?'); pushpin: $(pushpin --version 2>/dev/null | head -1 || echo '?'); node: $(node --version)"
 } >> "$out/machine.txt"
 
 for name in $servers; do
@@ -215,6 +215,10 @@ if wanted cluster; then
     stop_server
 fi
 
-echo "finished: $(date -u '+%Y-%m-%d %H:%M UTC')" >> "$out/machine.txt"
+# After the runs: the peers' scripts install nginx and Pushpin when missing.
+{
+    echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2 || echo '?'); pushpin: $(pushpin --version 2>/dev/null | head -1 || echo '?'); node: $(node --version)"
+    echo "finished: $(date -u '+%Y-%m-%d %H:%M UTC')"
+} >> "$out/machine.txt"
 python3 "$root/bench/compare-report.py" "$out"
 echo "report: $out/report.md" >&2
