@@ -118,6 +118,12 @@ pub(crate) struct Args {
     /// [default: /metrics on the main listener].
     #[arg(long, env = "TIDINGS_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// The hub's endpoint as clients reach it, e.g.
+    /// https://hub.example.com/.well-known/mercure behind a proxy: draft-08
+    /// relative URL patterns and topics resolve against it [default: the
+    /// listening address's http(s)://ADDR/.well-known/mercure].
+    #[arg(long, env = "TIDINGS_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
     /// Mercure's subscription API (presence) [default: off].
     #[arg(long, env = "TIDINGS_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true")]
     subscriptions: Option<bool>,
@@ -163,7 +169,7 @@ impl Args {
         );
         set_some!(jwt_key, publisher_jwt_key, subscriber_jwt_key, anonymous);
         set_some!(history_max_count, history_max_age, history_max_bytes);
-        set_some!(metrics_listen, tls_cert, tls_key);
+        set_some!(metrics_listen, tls_cert, tls_key, public_url);
         set!(tls_self_signed);
         if let Some(url) = self.redis {
             c.redis.url = Some(url);
@@ -197,11 +203,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(config))
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    // The default public URL names the port bound, not port 0.
+    config.listen = address;
     let data_dir = config.data_dir.clone();
     let history = match &config.redis.url {
         Some(url) => History::Redis {

@@ -14,6 +14,10 @@ pub enum Error {
     /// An update with this id is already in the history.
     #[error("an update with id {0:?} was already published")]
     DuplicateId(String),
+    /// A selector cannot be used as given (a URL pattern that does not
+    /// compile); the message names it and says why.
+    #[error("invalid selector {0}")]
+    InvalidSelector(String),
     /// A subscription named no topic selector.
     #[error("a subscription needs at least one topic selector")]
     NoSelector,

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::log::{Entry, Log, MemoryLog, Retention};
 use crate::presence::{LocalPresence, Presence, SubscriptionInfo};
-use crate::selector::{Selector, SelectorCache};
+use crate::selector::{Matcher, Selector, SelectorCache};
 use crate::subscription::{PageRead, Subscriber, Subscription};
 use crate::topic::TopicIndex;
 use crate::update::{EventId, Update};
@@ -49,6 +49,10 @@ pub struct HubConfig {
     /// Publish a private update on `/.well-known/mercure/subscriptions/…` when
     /// a subscription starts or ends. Default: off.
     pub presence: bool,
+    /// The hub's URL (its Mercure endpoint): draft-08 URL patterns, and the
+    /// topics they are matched against, resolve against it when relative.
+    /// Default: none (relative URL patterns are refused).
+    pub base_url: Option<url::Url>,
 }
 
 impl Default for HubConfig {
@@ -62,6 +66,7 @@ impl Default for HubConfig {
             publish_queue: 1024,
             publish_timeout: Duration::from_secs(5),
             presence: false,
+            base_url: None,
         }
     }
 }
@@ -69,13 +74,16 @@ impl Default for HubConfig {
 /// Where a subscription starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscribeRequest {
-    /// Topic selectors: `*`, exact topics, or URI templates.
-    pub selectors: Vec<String>,
+    /// What to receive: draft-07 topic selectors (`*`, exact topics, URI
+    /// templates) and draft-08 matchers (exact, URL patterns), in any mix;
+    /// an update matching any of them is delivered.
+    pub selectors: Vec<Matcher>,
     /// Resume after this event id; `earliest` replays all history.
     pub last_event_id: Option<String>,
     /// The subscriber's authorization for private updates (a token's
-    /// `mercure.subscribe` selectors); `None` receives public updates only.
-    pub authorized: Option<Vec<String>>,
+    /// `mercure.subscribe` selectors, or its draft-08 subscribe grants);
+    /// `None` receives public updates only.
+    pub authorized: Option<Vec<Matcher>>,
     /// The subscriber's id for presence; generated (`urn:uuid:…`) when `None`.
     pub subscriber: Option<String>,
     /// Data about the subscriber shown by presence (a token's `payload`).
@@ -83,8 +91,9 @@ pub struct SubscribeRequest {
 }
 
 impl SubscribeRequest {
-    /// Public updates on these selectors, from now on.
-    pub fn new<S: Into<String>>(selectors: impl IntoIterator<Item = S>) -> SubscribeRequest {
+    /// Public updates on these selectors (strings are draft-07 topic
+    /// selectors), from now on.
+    pub fn new<S: Into<Matcher>>(selectors: impl IntoIterator<Item = S>) -> SubscribeRequest {
         SubscribeRequest {
             selectors: selectors.into_iter().map(Into::into).collect(),
             last_event_id: None,
@@ -103,7 +112,7 @@ impl SubscribeRequest {
 
     /// Also receive private updates on topics these selectors match.
     #[must_use]
-    pub fn authorized<S: Into<String>>(
+    pub fn authorized<S: Into<Matcher>>(
         mut self,
         selectors: impl IntoIterator<Item = S>,
     ) -> SubscribeRequest {
@@ -313,23 +322,31 @@ impl Hub {
             return Err(Error::Closed);
         }
         shared.wait_opened().await?;
-        let compile = |list: &[String]| -> Box<[Selector]> {
+        let base = shared.config.base_url.as_ref();
+        let compile = |list: &[Matcher]| -> Result<Box<[Selector]>> {
             list.iter()
-                .map(|s| shared.selectors.get_or_compile(s))
+                .map(|m| {
+                    shared
+                        .selectors
+                        .get_or_compile_matcher(m, base)
+                        .map_err(|e| Error::InvalidSelector(format!("{:?}: {e}", m.value)))
+                })
                 .collect()
         };
+        let selectors = compile(&request.selectors)?;
+        let authorized = request.authorized.as_deref().map(compile).transpose()?;
         let info = SubscriptionInfo {
             subscriber: request
                 .subscriber
                 .unwrap_or_else(|| format!("urn:uuid:{}", uuid::Uuid::now_v7())),
-            topics: request.selectors.clone(),
+            topics: request.selectors.iter().map(|m| m.value.clone()).collect(),
             connected_at_ms: now_ms(),
             payload: request.payload,
         };
         let subscriber = Arc::new(Subscriber::new(
             shared.next_key.fetch_add(1, Ordering::Relaxed),
-            compile(&request.selectors),
-            request.authorized.as_deref().map(compile),
+            selectors,
+            authorized,
             info,
         ));
         let mut attempts = 0;
@@ -417,6 +434,19 @@ impl Hub {
     /// checked on every publish compiles its templates once, not per request.
     pub fn selector(&self, text: &str) -> Selector {
         self.inner.shared.selectors.get_or_compile(text)
+    }
+
+    /// `matcher` compiled, from the hub's cache, URL patterns against the
+    /// hub's URL: for draft-08 grants checked on every publish.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSelector`] for a URL pattern that does not compile.
+    pub fn matcher(&self, matcher: &Matcher) -> Result<Selector> {
+        let shared = &self.inner.shared;
+        shared
+            .selectors
+            .get_or_compile_matcher(matcher, shared.config.base_url.as_ref())
+            .map_err(|e| Error::InvalidSelector(format!("{:?}: {e}", matcher.value)))
     }
 
     /// The id of the newest update fanned out, or `earliest` when there is

@@ -96,8 +96,9 @@ pub use presence::{
     LocalPresence, Presence, Reaped, SUBSCRIPTIONS_PREFIX, SubscriptionInfo, subscription_topic,
 };
 pub use selector::{
-    MAX_TEMPLATE_LEN, MAX_TEMPLATE_VARIABLES, REGEX_CACHE_LIMIT, REGEX_SIZE_LIMIT, Selector,
-    SelectorCache, TemplateError, WILDCARD,
+    MAX_TEMPLATE_LEN, MAX_TEMPLATE_VARIABLES, MAX_URL_PATTERN_LEN, MatchType, Matcher,
+    REGEX_CACHE_LIMIT, REGEX_SIZE_LIMIT, Selector, SelectorCache, TemplateError, UrlPatternError,
+    WILDCARD,
 };
 pub use subscription::Subscription;
 pub use update::{EventId, MAX_TOPICS, RESERVED_ID, Update};

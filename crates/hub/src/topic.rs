@@ -75,6 +75,9 @@ pub(crate) struct TopicIndex {
     /// The lengths of the prefixes in `patterns`, with how many prefixes
     /// have each: the only lengths at which a topic is looked up.
     prefix_lens: BTreeMap<usize, usize>,
+    /// Draft-08 URL patterns, by text: each update's topic is resolved as a
+    /// URL once, then tried against each.
+    url_patterns: HashMap<Box<str>, (crate::Selector, Members)>,
     all: HashMap<u64, Arc<Subscriber>>,
     /// The last update fanned out: where a new live subscription starts.
     /// The fan-out moves it while holding the index's read lock, and
@@ -99,6 +102,17 @@ impl TopicIndex {
                     None => {
                         let one = Members::One(subscriber.key, subscriber.clone());
                         self.exact.insert(key.into(), one);
+                    }
+                }
+                continue;
+            }
+            if selector.is_url_pattern() {
+                match self.url_patterns.get_mut(key) {
+                    Some((_, members)) => members.insert(subscriber.key, subscriber.clone()),
+                    None => {
+                        let one = Members::One(subscriber.key, subscriber.clone());
+                        self.url_patterns
+                            .insert(key.into(), (selector.clone(), one));
                     }
                 }
                 continue;
@@ -132,6 +146,16 @@ impl TopicIndex {
                     .is_some_and(|m| m.remove(subscriber.key))
                 {
                     self.exact.remove(key);
+                }
+                continue;
+            }
+            if selector.is_url_pattern() {
+                if self
+                    .url_patterns
+                    .get_mut(key)
+                    .is_some_and(|(_, m)| m.remove(subscriber.key))
+                {
+                    self.url_patterns.remove(key);
                 }
                 continue;
             }
@@ -182,6 +206,20 @@ impl TopicIndex {
                     if selector.matches(topic) {
                         members.for_each(&mut f);
                     }
+                }
+            }
+        }
+        let Some((first, _)) = self.url_patterns.values().next() else {
+            return;
+        };
+        for topic in entry.topics.iter() {
+            let resolved = first.resolve_topic(topic);
+            if resolved.is_none() {
+                continue;
+            }
+            for (selector, members) in self.url_patterns.values() {
+                if selector.matches_url(topic, resolved.as_ref()) {
+                    members.for_each(&mut f);
                 }
             }
         }

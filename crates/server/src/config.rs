@@ -89,6 +89,11 @@ pub struct Config {
     /// Announce and list subscriptions (Mercure's subscription API).
     /// Default: false.
     pub subscriptions: bool,
+    /// The hub's public URL, its Mercure endpoint as clients reach it (e.g.
+    /// `https://hub.example.com/.well-known/mercure` behind a proxy): draft-08
+    /// relative URL patterns and topics resolve against it. Default:
+    /// `http://LISTEN/.well-known/mercure` (`https` with TLS).
+    pub public_url: Option<String>,
     /// Publish a random value on `demo/random` every second. Default: false.
     pub demo: bool,
     /// `text` or `json` logs. Default: `text`.
@@ -171,6 +176,7 @@ impl Default for Config {
             tls_self_signed: false,
             metrics_listen: None,
             subscriptions: false,
+            public_url: None,
             demo: false,
             log_format: LogFormat::Text,
         }
@@ -231,6 +237,28 @@ impl Config {
             && self.subscriber_jwt_key.is_none()
     }
 
+    /// The hub's public URL: `public-url`, else the listen address's.
+    ///
+    /// # Errors
+    /// When `public-url` is not an absolute http(s) URL.
+    pub fn public_url(&self) -> Result<url::Url, String> {
+        let text = match &self.public_url {
+            Some(text) => text.clone(),
+            None => {
+                let scheme = if self.uses_tls() { "https" } else { "http" };
+                format!("{scheme}://{}/.well-known/mercure", self.listen)
+            }
+        };
+        let url = url::Url::parse(&text)
+            .map_err(|e| format!("public-url {text:?} is not a URL ({e}): give the hub's endpoint as clients reach it, like https://hub.example.com/.well-known/mercure"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(format!(
+                "public-url {text:?} must be an http or https URL, like https://hub.example.com/.well-known/mercure"
+            ));
+        }
+        Ok(url)
+    }
+
     /// Whether anonymous subscribers are allowed, after the default rule.
     pub fn allows_anonymous(&self) -> bool {
         self.anonymous.unwrap_or_else(|| self.is_development())
@@ -244,6 +272,7 @@ impl Config {
     /// # Errors
     /// A message naming the setting and what to do.
     pub fn check(&self) -> Result<(), String> {
+        self.public_url()?;
         if self.redis.url.is_some() {
             if self.is_development() {
                 return Err("a cluster (redis url) needs one JWT key shared by every node: set jwt-key (or publisher-jwt-key and subscriber-jwt-key), the same on each node".into());
@@ -477,6 +506,7 @@ mod tests {
         tls_self_signed: bool,
         metrics_listen: String,
         subscriptions: bool,
+        public_url: String,
         demo: bool,
         log_format: String,
     }
@@ -522,6 +552,7 @@ mod tests {
                 tls_self_signed: _,
                 metrics_listen: _,
                 subscriptions: _,
+                public_url: _,
                 demo: _,
                 log_format: _,
             } = c;
@@ -553,6 +584,7 @@ mod tests {
                 tls_self_signed: false,
                 metrics_listen: String::new(),
                 subscriptions: false,
+                public_url: String::new(),
                 demo: false,
                 log_format: String::new(),
             }

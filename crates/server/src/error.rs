@@ -88,7 +88,9 @@ impl From<tidings_hub::Error> for ApiError {
     fn from(error: tidings_hub::Error) -> ApiError {
         use tidings_hub::Error;
         let status = match &error {
-            Error::InvalidUpdate(_) | Error::NoSelector => StatusCode::BAD_REQUEST,
+            Error::InvalidUpdate(_) | Error::InvalidSelector(_) | Error::NoSelector => {
+                StatusCode::BAD_REQUEST
+            }
             Error::DuplicateId(_) => StatusCode::CONFLICT,
             // The log is down, slow or not reached yet, or the hub stops:
             // a later attempt may succeed.

@@ -41,6 +41,7 @@ mod publish;
 mod router;
 mod state;
 mod subscribe;
+mod text;
 mod tls;
 
 use std::future::Future;
@@ -116,6 +117,7 @@ impl Server {
             keep_alive: config.keep_alive,
             presence: config.subscriptions,
             publish_timeout: config.publish_timeout,
+            base_url: Some(config.public_url().map_err(ServeError::Config)?),
             ..HubConfig::default()
         };
         let mut node = None;

@@ -2,7 +2,7 @@
 //! response headers. Shared by the lean connection path and the axum route.
 
 use axum::http::{HeaderMap, StatusCode, header};
-use tidings_hub::{SubscribeRequest, Subscription};
+use tidings_hub::{Matcher, SubscribeRequest, Subscription};
 
 use crate::auth::Claims;
 use crate::error::ApiError;
@@ -24,39 +24,86 @@ pub(crate) struct Opened {
     pub(crate) stream: Option<crate::limits::StreamSlot>,
 }
 
-/// Topic selectors and `lastEventID` from a subscribe query string.
-pub(crate) fn parse_query(
-    query: Option<&str>,
-    max_topics: usize,
-) -> Result<(Vec<String>, Option<String>), ApiError> {
-    let mut topics = Vec::new();
-    let mut last_event_id = None;
-    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match &*key {
+/// The most bytes of one draft-08 matcher (the Mercure hub's cap).
+pub(crate) const MAX_MATCHER_LEN: usize = tidings_hub::MAX_URL_PATTERN_LEN;
+
+/// What a subscribe query asks for.
+#[derive(Debug, Default)]
+pub(crate) struct Query {
+    /// `topic` (draft-07), `match` / `match_exact` / `match_urlpattern`
+    /// (draft-08), in the order given.
+    pub(crate) selectors: Vec<Matcher>,
+    /// `last_event_id` (draft-08) or `lastEventID` (draft-07).
+    pub(crate) last_event_id: Option<String>,
+}
+
+/// The selectors and resume point of a subscribe query string. Both drafts
+/// at once: `topic` and the `match*` parameters mix, an update matching any
+/// is delivered.
+pub(crate) fn parse_query(query: Option<&str>, max_topics: usize) -> Result<Query, ApiError> {
+    let pairs = crate::text::parse_form_strict(query.unwrap_or("").as_bytes())
+        .map_err(|e| ApiError::bad_request(format!("malformed query: {e}")))?;
+    let mut parsed = Query::default();
+    for (key, value) in pairs {
+        match key.as_str() {
             "topic" => {
                 if value.is_empty() {
                     return Err(ApiError::bad_request(
                         "empty topic parameter: give a topic, a URI template, or *",
                     ));
                 }
-                topics.push(value.into_owned());
+                parsed.selectors.push(Matcher::topic(value));
             }
-            "lastEventID" => last_event_id = Some(value.into_owned()),
+            "match" | "match_exact" | "match_urlpattern" => {
+                check_matcher(&key, &value)?;
+                parsed.selectors.push(if key == "match_urlpattern" {
+                    Matcher::url_pattern(value)
+                } else {
+                    Matcher::exact(value)
+                });
+            }
+            "last_event_id" | "lastEventID" => parsed.last_event_id = Some(value),
+            _ if key.len() >= 5 && key.as_bytes()[..5].eq_ignore_ascii_case(b"match") => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter {key:?}: names starting with \"match\" are reserved; use match, match_exact or match_urlpattern (lower case)"
+                )));
+            }
             _ => {}
         }
     }
-    if topics.is_empty() {
+    if parsed.selectors.is_empty() {
         return Err(ApiError::bad_request(
-            "missing topic parameter: subscribe with ?topic=<topic or URI template> (repeatable), or ?topic=* for every topic",
+            "missing topic parameter: subscribe with ?match=<topic> or ?match_urlpattern=<URL pattern> (draft-08), or ?topic=<topic or URI template> (draft-07), each repeatable; * for every topic",
         ));
     }
-    if topics.len() > max_topics {
+    if parsed.selectors.len() > max_topics {
         return Err(ApiError::bad_request(format!(
-            "too many topic parameters: {} given, at most {max_topics} allowed",
-            topics.len()
+            "too many topic selectors (topic and match parameters): {} given, at most {max_topics} allowed",
+            parsed.selectors.len()
         )));
     }
-    Ok((topics, last_event_id))
+    Ok(parsed)
+}
+
+/// A draft-08 matcher's value: not empty, not too long, no control or
+/// format characters.
+fn check_matcher(key: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "empty {key} parameter: give a topic, a URL pattern, or *"
+        )));
+    }
+    if value.len() > MAX_MATCHER_LEN {
+        return Err(ApiError::bad_request(format!(
+            "{key} longer than {MAX_MATCHER_LEN} bytes"
+        )));
+    }
+    if crate::text::has_control_or_format(value) {
+        return Err(ApiError::bad_request(format!(
+            "{key} holds a control or format character"
+        )));
+    }
+    Ok(())
 }
 
 /// Authorizes and opens a subscription for a request.
@@ -68,14 +115,21 @@ pub(crate) async fn open(
     query: Option<&str>,
     stream_of: Option<std::net::IpAddr>,
 ) -> Result<Opened, ApiError> {
-    let (topics, query_last_event_id) = parse_query(query, state.config.max_topics)?;
-    let last_event_id = requested_last_event_id(headers, query_last_event_id);
+    let parsed = parse_query(query, state.config.max_topics)?;
+    for selector in &parsed.selectors {
+        // A URL pattern that does not compile is the client's error (400),
+        // found before the subscription counts against any limit.
+        state.hub.matcher(selector).map_err(ApiError::from)?;
+    }
+    let last_event_id = requested_last_event_id(headers, parsed.last_event_id);
     let claims = subscriber_claims(state, headers, query)?;
-    let mut request = SubscribeRequest::new(topics);
+    let mut request = SubscribeRequest::new(parsed.selectors);
     request.last_event_id = last_event_id;
     let mut expires_at = None;
     if let Some(claims) = claims {
-        request.authorized = claims.subscribe;
+        request.authorized = claims
+            .subscribe
+            .map(|list| list.into_iter().map(Matcher::topic).collect());
         request.payload = claims.payload;
         expires_at = claims.expires_at;
     }
@@ -101,9 +155,12 @@ pub(crate) fn probe(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Vec<(&'static str, String)>, ApiError> {
-    let (_, query_last_event_id) = parse_query(query, state.config.max_topics)?;
+    let parsed = parse_query(query, state.config.max_topics)?;
+    for selector in &parsed.selectors {
+        state.hub.matcher(selector).map_err(ApiError::from)?;
+    }
     subscriber_claims(state, headers, query)?;
-    let last_event_id = requested_last_event_id(headers, query_last_event_id)
+    let last_event_id = requested_last_event_id(headers, parsed.last_event_id)
         .unwrap_or_else(|| state.hub.last_event_id());
     Ok(stream_headers(&last_event_id, false))
 }
@@ -158,6 +215,8 @@ fn stream_headers(last_event_id: &str, missed_history: bool) -> Vec<(&'static st
         ),
         ("x-accel-buffering", "no".to_owned()),
         ("last-event-id", sanitize_header(last_event_id)),
+        // Draft-08's name for it; draft-07 clients read the one above.
+        ("mercure-last-event-id", sanitize_header(last_event_id)),
     ];
     if missed_history {
         headers.push((HISTORY_GAP_HEADER, "true".to_owned()));

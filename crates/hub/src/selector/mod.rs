@@ -31,18 +31,20 @@
 //! rejects repetition counts above 1000 and the library then panics, so it cannot
 //! serve a 1002-variable expression either.
 
-use std::borrow::Borrow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use self::template::Template;
 pub use self::template::TemplateError;
+use self::urlpattern::UrlPatternMatcher;
+pub use self::urlpattern::{MAX_URL_PATTERN_LEN, UrlPatternError};
 
 mod template;
 #[cfg(test)]
 mod tests;
+mod urlpattern;
 
 /// The selector that matches every topic.
 pub const WILDCARD: &str = "*";
@@ -84,7 +86,7 @@ pub const REGEX_CACHE_LIMIT: usize = 256 * 1024;
 /// [`Selector::template_error`] says why the template was not usable.
 ///
 /// Cloning is cheap: clones share one compiled matcher. Equality and hashing
-/// compare the selector text, so a `HashSet<Selector>` can be looked up by `&str`.
+/// compare the selector's text and [`MatchType`].
 ///
 /// # Matching templates
 ///
@@ -142,6 +144,7 @@ pub struct Selector {
 #[derive(Debug)]
 struct Inner {
     text: Box<str>,
+    match_type: MatchType,
     kind: Kind,
 }
 
@@ -154,6 +157,88 @@ enum Kind {
         template_error: Option<TemplateError>,
     },
     Template(Template),
+    UrlPattern(Box<UrlPatternMatcher>),
+}
+
+/// How a selector's text is read: the draft-07 `topic` parameter, or one of
+/// draft-08's matcher types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchType {
+    /// Draft-07 `topic` (and the `mercure` claim's selectors): `*`, an exact
+    /// topic, or an RFC 6570 URI template.
+    Topic,
+    /// Draft-08 `match` / `match_exact`: byte equality, no template; `*`
+    /// matches every topic.
+    Exact,
+    /// Draft-08 `match_urlpattern`: a WHATWG URL Pattern; relative patterns
+    /// and topics resolve against the hub's URL; `*` matches every topic.
+    #[serde(rename = "urlpattern")]
+    UrlPattern,
+}
+
+impl MatchType {
+    /// The name draft-08 gives it (`exact`, `urlpattern`); `topic` for draft-07.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchType::Topic => "topic",
+            MatchType::Exact => "exact",
+            MatchType::UrlPattern => "urlpattern",
+        }
+    }
+}
+
+/// A selector as a subscriber or a token gave it: its text and how to read it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Matcher {
+    /// How [`Matcher::value`] is read.
+    pub match_type: MatchType,
+    /// The selector's text.
+    pub value: String,
+}
+
+impl Matcher {
+    /// A draft-07 topic selector.
+    pub fn topic(value: impl Into<String>) -> Matcher {
+        Matcher {
+            match_type: MatchType::Topic,
+            value: value.into(),
+        }
+    }
+
+    /// A draft-08 exact matcher.
+    pub fn exact(value: impl Into<String>) -> Matcher {
+        Matcher {
+            match_type: MatchType::Exact,
+            value: value.into(),
+        }
+    }
+
+    /// A draft-08 URL Pattern matcher.
+    pub fn url_pattern(value: impl Into<String>) -> Matcher {
+        Matcher {
+            match_type: MatchType::UrlPattern,
+            value: value.into(),
+        }
+    }
+}
+
+impl From<&str> for Matcher {
+    fn from(value: &str) -> Matcher {
+        Matcher::topic(value)
+    }
+}
+
+impl From<String> for Matcher {
+    fn from(value: String) -> Matcher {
+        Matcher::topic(value)
+    }
+}
+
+impl From<&String> for Matcher {
+    fn from(value: &String) -> Matcher {
+        Matcher::topic(value.as_str())
+    }
 }
 
 impl Selector {
@@ -179,11 +264,73 @@ impl Selector {
                 },
             }
         };
+        Selector::new(selector, MatchType::Topic, kind)
+    }
+
+    fn new(text: &str, match_type: MatchType, kind: Kind) -> Selector {
         Selector {
             inner: Arc::new(Inner {
-                text: selector.into(),
+                text: text.into(),
+                match_type,
                 kind,
             }),
+        }
+    }
+
+    /// A draft-08 exact matcher: the identical topic only (no template),
+    /// every topic for `*`.
+    pub fn exact(text: &str) -> Selector {
+        let kind = if text == WILDCARD {
+            Kind::Wildcard
+        } else {
+            Kind::Exact {
+                template_error: None,
+            }
+        };
+        Selector::new(text, MatchType::Exact, kind)
+    }
+
+    /// A draft-08 URL Pattern matcher; `base` is the hub's URL, which
+    /// relative patterns and topics resolve against. `*` matches every topic.
+    ///
+    /// # Errors
+    /// When `text` is not a URL pattern, is relative without a `base`, or is
+    /// longer than [`MAX_URL_PATTERN_LEN`].
+    pub fn url_pattern(text: &str, base: Option<&url::Url>) -> Result<Selector, UrlPatternError> {
+        let kind = if text == WILDCARD {
+            Kind::Wildcard
+        } else {
+            Kind::UrlPattern(Box::new(UrlPatternMatcher::compile(text, base)?))
+        };
+        Ok(Selector::new(text, MatchType::UrlPattern, kind))
+    }
+
+    /// `matcher` compiled by its type (see [`Selector::parse`],
+    /// [`Selector::exact`], [`Selector::url_pattern`]).
+    ///
+    /// # Errors
+    /// As [`Selector::url_pattern`].
+    pub fn compile(
+        matcher: &Matcher,
+        base: Option<&url::Url>,
+    ) -> Result<Selector, UrlPatternError> {
+        match matcher.match_type {
+            MatchType::Topic => Ok(Selector::parse(&matcher.value)),
+            MatchType::Exact => Ok(Selector::exact(&matcher.value)),
+            MatchType::UrlPattern => Selector::url_pattern(&matcher.value, base),
+        }
+    }
+
+    /// How this selector's text is read.
+    pub fn match_type(&self) -> MatchType {
+        self.inner.match_type
+    }
+
+    /// The selector as a [`Matcher`].
+    pub fn matcher(&self) -> Matcher {
+        Matcher {
+            match_type: self.inner.match_type,
+            value: self.as_str().to_owned(),
         }
     }
 
@@ -196,7 +343,33 @@ impl Selector {
             Kind::Wildcard => true,
             Kind::Exact { .. } => topic == &*self.inner.text,
             Kind::Template(template) => topic == &*self.inner.text || template.matches(topic),
+            Kind::UrlPattern(pattern) => pattern.matches(topic),
         }
+    }
+
+    /// `topic` resolved as a URL for [`Selector::matches_url`]: the same
+    /// for every URL pattern of a hub (they share its URL), so a fan-out
+    /// resolves each topic once. `None` for other selectors, and for a topic
+    /// that is not a URL.
+    pub(crate) fn resolve_topic(&self, topic: &str) -> Option<url::Url> {
+        match &self.inner.kind {
+            Kind::UrlPattern(pattern) => pattern.resolve(topic),
+            _ => None,
+        }
+    }
+
+    /// Whether a URL pattern matches a topic [`Selector::resolve_topic`]
+    /// resolved; other selectors answer as [`Selector::matches`] would.
+    pub(crate) fn matches_url(&self, topic: &str, resolved: Option<&url::Url>) -> bool {
+        match &self.inner.kind {
+            Kind::UrlPattern(pattern) => resolved.is_some_and(|url| pattern.matches_url(url)),
+            _ => self.matches(topic),
+        }
+    }
+
+    /// Whether this is a URL pattern (not `*`).
+    pub fn is_url_pattern(&self) -> bool {
+        matches!(self.inner.kind, Kind::UrlPattern(_))
     }
 
     /// The text every topic this selector matches starts with: a template's
@@ -208,6 +381,9 @@ impl Selector {
             Kind::Wildcard => "",
             Kind::Exact { .. } => &self.inner.text,
             Kind::Template(template) => template.prefix(),
+            // Patterns match canonical URLs (hosts in any case, relative
+            // topics resolved): no prefix of their text is safe to index by.
+            Kind::UrlPattern(_) => "",
         }
     }
 
@@ -241,7 +417,7 @@ impl Selector {
     pub fn template_error(&self) -> Option<&TemplateError> {
         match &self.inner.kind {
             Kind::Exact { template_error } => template_error.as_ref(),
-            Kind::Wildcard | Kind::Template(_) => None,
+            Kind::Wildcard | Kind::Template(_) | Kind::UrlPattern(_) => None,
         }
     }
 }
@@ -260,22 +436,16 @@ impl fmt::Display for Selector {
 
 impl PartialEq for Selector {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.inner.match_type == other.inner.match_type && self.as_str() == other.as_str()
     }
 }
 
 impl Eq for Selector {}
 
 impl Hash for Selector {
-    // Must hash exactly like `str` for the `Borrow<str>` lookups below.
     fn hash<H: Hasher>(&self, state: &mut H) {
+        self.inner.match_type.hash(state);
         self.as_str().hash(state);
-    }
-}
-
-impl Borrow<str> for Selector {
-    fn borrow(&self) -> &str {
-        self.as_str()
     }
 }
 
@@ -301,8 +471,22 @@ pub struct SelectorCache {
 }
 
 struct CacheState {
-    by_text: HashSet<Selector>,
+    templates: HashMap<Box<str>, Selector>,
+    url_patterns: HashMap<Box<str>, Selector>,
     insertion_order: VecDeque<Selector>,
+}
+
+impl CacheState {
+    fn map(&mut self, match_type: MatchType) -> &mut HashMap<Box<str>, Selector> {
+        match match_type {
+            MatchType::UrlPattern => &mut self.url_patterns,
+            MatchType::Topic | MatchType::Exact => &mut self.templates,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.templates.len() + self.url_patterns.len()
+    }
 }
 
 impl SelectorCache {
@@ -315,46 +499,80 @@ impl SelectorCache {
         SelectorCache {
             capacity,
             state: Mutex::new(CacheState {
-                by_text: HashSet::new(),
+                templates: HashMap::new(),
+                url_patterns: HashMap::new(),
                 insertion_order: VecDeque::new(),
             }),
         }
     }
 
-    /// Returns the compiled selector for `selector`, compiling and caching it if
-    /// it is not cached yet.
+    /// Returns the compiled selector for `selector` (a draft-07 topic
+    /// selector), compiling and caching it if it is not cached yet.
     pub fn get_or_compile(&self, selector: &str) -> Selector {
         if !selector.contains('{') {
             return Selector::parse(selector);
         }
-        if let Some(cached) = self.lock().by_text.get(selector) {
-            return cached.clone();
+        self.cached(MatchType::Topic, selector, || Ok(Selector::parse(selector)))
+            .unwrap_or_else(|_: UrlPatternError| Selector::parse(selector))
+    }
+
+    /// Returns `matcher` compiled (URL patterns against `base`, the hub's
+    /// URL), from the cache when it is there. Templates and URL patterns are
+    /// cached; exact matchers cost one small allocation to build.
+    ///
+    /// # Errors
+    /// As [`Selector::url_pattern`]; refusals are not cached.
+    pub fn get_or_compile_matcher(
+        &self,
+        matcher: &Matcher,
+        base: Option<&url::Url>,
+    ) -> Result<Selector, UrlPatternError> {
+        match matcher.match_type {
+            MatchType::Topic => Ok(self.get_or_compile(&matcher.value)),
+            MatchType::Exact => Ok(Selector::exact(&matcher.value)),
+            MatchType::UrlPattern if matcher.value == WILDCARD => {
+                Selector::url_pattern(&matcher.value, base)
+            }
+            MatchType::UrlPattern => self.cached(MatchType::UrlPattern, &matcher.value, || {
+                Selector::url_pattern(&matcher.value, base)
+            }),
+        }
+    }
+
+    fn cached(
+        &self,
+        match_type: MatchType,
+        text: &str,
+        compile: impl FnOnce() -> Result<Selector, UrlPatternError>,
+    ) -> Result<Selector, UrlPatternError> {
+        if let Some(cached) = self.lock().map(match_type).get(text) {
+            return Ok(cached.clone());
         }
         // Compile without holding the lock: it takes microseconds and other
         // threads only need the lock for a lookup. Two threads may compile the
         // same text at once; the first to insert wins and both return its copy.
-        let compiled = Selector::parse(selector);
+        let compiled = compile()?;
         let mut state = self.lock();
-        if let Some(cached) = state.by_text.get(selector) {
-            return cached.clone();
+        if let Some(cached) = state.map(match_type).get(text) {
+            return Ok(cached.clone());
         }
         if self.capacity == 0 {
-            return compiled;
+            return Ok(compiled);
         }
-        while state.by_text.len() >= self.capacity {
+        while state.len() >= self.capacity {
             let Some(oldest) = state.insertion_order.pop_front() else {
                 break;
             };
-            state.by_text.remove(oldest.as_str());
+            state.map(oldest.match_type()).remove(oldest.as_str());
         }
-        state.by_text.insert(compiled.clone());
+        state.map(match_type).insert(text.into(), compiled.clone());
         state.insertion_order.push_back(compiled.clone());
-        compiled
+        Ok(compiled)
     }
 
-    /// How many compiled templates the cache holds.
+    /// How many compiled templates and URL patterns the cache holds.
     pub fn len(&self) -> usize {
-        self.lock().by_text.len()
+        self.lock().len()
     }
 
     /// Whether the cache holds nothing.

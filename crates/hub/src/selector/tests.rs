@@ -357,18 +357,22 @@ fn kinds() {
 }
 
 #[test]
-fn clones_share_the_compiled_matcher_and_compare_by_text() {
+fn clones_share_the_compiled_matcher_and_compare_by_text_and_type() {
     let a = Selector::parse("/books/{id}");
     let b = a.clone();
     assert!(Arc::ptr_eq(&a.inner, &b.inner));
     let c = Selector::parse("/books/{id}");
     assert_eq!(a, c);
-    // Hashing reads only the immutable text, not the regex's internal cache.
+    // The same text read as a draft-08 exact matcher means something else.
+    let exact = Selector::exact("/books/{id}");
+    assert_ne!(a, exact);
+    assert!(exact.matches("/books/{id}") && !exact.matches("/books/1"));
+    // Hashing reads only the immutable text and type, not the regex's cache.
     #[allow(clippy::mutable_key_type)]
-    let mut set = HashSet::new();
+    let mut set = std::collections::HashSet::new();
     set.insert(a);
-    assert!(set.contains("/books/{id}"));
     assert!(set.contains(&c));
+    assert!(!set.contains(&exact));
 }
 
 #[test]
