@@ -113,11 +113,12 @@ impl Server {
     /// for unusable keys.
     pub fn new(config: Config) -> Result<Server, ServeError> {
         config.check().map_err(ServeError::Config)?;
+        let public_url = config.public_url().map_err(ServeError::Config)?;
         let hub_config = HubConfig {
             keep_alive: config.keep_alive,
             presence: config.subscriptions,
             publish_timeout: config.publish_timeout,
-            base_url: Some(config.public_url().map_err(ServeError::Config)?),
+            base_url: Some(public_url.clone()),
             ..HubConfig::default()
         };
         let mut node = None;
@@ -184,6 +185,7 @@ impl Server {
                 limits,
                 metrics: metrics_handle(),
                 dev_key,
+                public_url,
             }),
             tls,
             fingerprint,

@@ -19,6 +19,9 @@ pub(crate) struct AppState {
     /// The development key, when the hub runs in development mode: the demo
     /// page gets short-lived tokens signed with it.
     pub(crate) dev_key: Option<String>,
+    /// The hub's public URL (`public-url`, else from the listen address):
+    /// relative topics resolve against it.
+    pub(crate) public_url: url::Url,
 }
 
 pub(crate) type SharedState = Arc<AppState>;

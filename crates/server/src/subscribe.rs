@@ -41,7 +41,7 @@ pub(crate) struct Query {
 /// at once: `topic` and the `match*` parameters mix, an update matching any
 /// is delivered.
 pub(crate) fn parse_query(query: Option<&str>, max_topics: usize) -> Result<Query, ApiError> {
-    let pairs = crate::text::parse_form_strict(query.unwrap_or("").as_bytes())
+    let pairs = crate::publish::parse_form_strict(query.unwrap_or("").as_bytes())
         .map_err(|e| ApiError::bad_request(format!("malformed query: {e}")))?;
     let mut parsed = Query::default();
     for (key, value) in pairs {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{PATHS, TestHub, config, encode};
+use common::{PATHS, TestHub, config, encode, publisher_token};
 use http::StatusCode;
 
 /// The hub's public URL in these tests: relative patterns and topics
@@ -219,5 +219,66 @@ async fn a_hostile_pattern_on_a_long_topic_costs_linear_time() {
     let hostile = format!("https://example.com/{}c", "a".repeat(4000));
     publish_all(&hub, &[&hostile], "https://example.com/aab").await;
     assert_eq!(sse.data(1).await, ["https://example.com/aab"]);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn publishes_draft_08_refuses_are_400_and_success_is_plain_text() {
+    let hub = hub().await;
+    let token = publisher_token();
+    for fields in [
+        &[("topic", "*"), ("data", "x")][..],
+        &[("topic", "a\u{0}b")],
+        &[("topic", "a\u{200b}b")],
+        &[("topic", "ok"), ("id", "x\ny")],
+        &[("topic", "ok"), ("id", "\u{feff}x")],
+        &[("topic", "ok"), ("id", "#x")],
+        &[("topic", "ok"), ("id", "earliest")],
+        &[("topic", "ok"), ("type", "mercure")],
+        &[("topic", "ok"), ("type", "a\u{202e}")],
+        &[("topic", "ok"), ("retry", "+5")],
+        &[("topic", "ok"), ("retry", "5ms")],
+        &[("data", "no topic")],
+    ] {
+        let reply = hub.publish_form(Some(&token), fields).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{fields:?}: {}",
+            reply.body
+        );
+    }
+    // A form that is not UTF-8.
+    let mut conn = hub.connect().await;
+    let bearer = format!("Bearer {token}");
+    let reply = conn
+        .post(
+            "/.well-known/mercure",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("authorization", &bearer),
+            ],
+            "topic=%FF&data=x",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    // Success: exactly 200, text/plain; charset=utf-8, the id as the body.
+    let reply = hub
+        .publish_form(
+            Some(&token),
+            &[("topic", "ok"), ("id", "my-id"), ("private", "false")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(reply.body, "my-id");
+    // `private=false` still makes it private: an anonymous subscriber
+    // replaying from the start does not see it.
+    hub.publish(&[("topic", "ok"), ("data", "public")]).await;
+    let mut sse = hub.subscribe("match=ok&last_event_id=earliest", &[]).await;
+    assert_eq!(sse.data(1).await, ["public"]);
     hub.stop().await;
 }

@@ -45,14 +45,48 @@ pub(crate) fn parse_body(content_type: &str, body: &[u8]) -> Result<PublishForm,
     }
 }
 
+/// A form (`application/x-www-form-urlencoded`) decoded strictly: `+` is a
+/// space and `%XX` a byte, and every name and value must then be UTF-8.
+/// `form_urlencoded::parse` replaces invalid bytes with U+FFFD, which would
+/// turn a malformed topic or selector into a different one instead of a
+/// refusal (Mercure draft-08: forms are UTF-8). Used for subscribe queries
+/// too.
+pub(crate) fn parse_form_strict(input: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let decode = |part: &[u8]| -> Result<String, String> {
+        let plus: Vec<u8> = part
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
+        String::from_utf8(bytes).map_err(|_| {
+            format!(
+                "{:?} is not UTF-8 once percent-decoded",
+                String::from_utf8_lossy(part)
+            )
+        })
+    };
+    input
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &b""[..]),
+            };
+            Ok((decode(name)?, decode(value)?))
+        })
+        .collect()
+}
+
 fn parse_form(body: &[u8]) -> Result<PublishForm, BodyError> {
     let mut form = PublishForm::default();
-    for (key, value) in form_urlencoded::parse(body) {
+    let pairs = parse_form_strict(body).map_err(|e| invalid(format!("malformed form: {e}")))?;
+    for (key, value) in pairs {
         match &*key {
-            "topic" => form.topics.push(value.into_owned()),
-            "data" => form.data = Some(value.into_owned()),
-            "id" => form.id = Some(value.into_owned()),
-            "type" => form.event_type = Some(value.into_owned()),
+            "topic" => form.topics.push(value),
+            "data" => form.data = Some(value),
+            "id" => form.id = Some(value),
+            "type" => form.event_type = Some(value),
             // Mercure: the field's presence makes the update private.
             "private" => form.private = true,
             "retry" => form.retry = Some(parse_retry(&value)?),
@@ -63,7 +97,9 @@ fn parse_form(body: &[u8]) -> Result<PublishForm, BodyError> {
 }
 
 fn parse_retry(value: &str) -> Result<u64, BodyError> {
-    value.parse().map_err(|_| {
+    // Digits only: `u64::from_str` would also take a leading `+`.
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| value.parse().ok()).flatten().ok_or_else(|| {
         invalid(format!(
             "retry must be a whole number of milliseconds, got {value:?}"
         ))
@@ -133,6 +169,42 @@ fn parse_json(body: &[u8]) -> Result<PublishForm, BodyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forms_decode_strictly() {
+        assert_eq!(
+            parse_form_strict(b"match=a+b&match_urlpattern=%2Fx%2F%3Aid&flag&=v").unwrap(),
+            [
+                ("match".into(), "a b".into()),
+                ("match_urlpattern".into(), "/x/:id".into()),
+                ("flag".into(), String::new()),
+                (String::new(), "v".into()),
+            ]
+        );
+        assert_eq!(
+            parse_form_strict(b"match=%C3%A9").unwrap(),
+            [("match".into(), "é".into())]
+        );
+        assert!(parse_form_strict(b"match=%FF").is_err());
+        assert!(parse_form_strict(b"match=%C3").is_err());
+    }
+
+    #[test]
+    fn retry_takes_digits_only_and_forms_must_be_utf8() {
+        assert_eq!(parse_body("", b"topic=a&retry=15").unwrap().retry, Some(15));
+        for bad in [
+            &b"topic=a&retry=+5"[..],
+            b"topic=a&retry=-1",
+            b"topic=a&retry=",
+            b"topic=%FF",
+        ] {
+            assert!(
+                parse_body("", bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn form_fields_per_mercure() {

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tidings_hub::{Selector, Update};
 
-pub(crate) use self::body::{BodyError, parse_body};
+pub(crate) use self::body::{BodyError, parse_body, parse_form_strict};
 use crate::auth::TokenSource;
 use crate::error::ApiError;
 use crate::state::SharedState;
@@ -67,13 +67,8 @@ pub(crate) async fn publish(
             state.config.max_topics
         )));
     }
-    // Mercure reserves the hub's own namespace: presence events on
-    // /.well-known/mercure/subscriptions/… come from the hub only, so a
-    // forged one could announce subscribers that do not exist.
-    if let Some(topic) = form.topics.iter().find(|t| is_reserved_topic(t)) {
-        return Err(ApiError::forbidden(format!(
-            "topic {topic:?} is in the hub's reserved namespace /.well-known/mercure"
-        )));
+    for topic in &form.topics {
+        check_topic(topic, &state.public_url)?;
     }
     let allowed: Vec<Selector> = claims
         .publish
@@ -90,6 +85,7 @@ pub(crate) async fn publish(
             "the token's mercure.publish selectors do not allow topic {topic:?}"
         )));
     }
+    check_fields(&form)?;
     let mut update =
         Update::with_topics(form.topics, form.data.unwrap_or_default()).private(form.private);
     if let Some(id) = form.id {
@@ -109,19 +105,94 @@ pub(crate) async fn publish(
         .into_response())
 }
 
-/// Whether a topic is inside `/.well-known/mercure`, as a path or as the path
-/// of an absolute URL (any host: the hub cannot know every name it is
-/// reached by).
-fn is_reserved_topic(topic: &str) -> bool {
+/// A topic draft-08 refuses (400): control or format characters, `*` (a
+/// selector, not a topic), or a place in the hub's reserved namespace.
+fn check_topic(topic: &str, hub_url: &url::Url) -> Result<(), ApiError> {
+    if crate::text::has_control_or_format(topic) {
+        return Err(ApiError::bad_request(format!(
+            "topic {topic:?} holds a control or format character"
+        )));
+    }
+    if topic == tidings_hub::WILDCARD {
+        return Err(ApiError::bad_request(
+            "topic \"*\" is a selector, not a topic: publish to a topic of its own",
+        ));
+    }
+    // Mercure reserves the hub's own namespace: presence events on
+    // /.well-known/mercure/subscriptions/… come from the hub only, so a
+    // forged one could announce subscribers that do not exist.
+    if is_reserved_topic(topic, hub_url) {
+        return Err(ApiError::bad_request(format!(
+            "topic {topic:?} is in the hub's reserved namespace {}",
+            hub_url.path()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a topic is at or below the hub's path once resolved against the
+/// hub's URL as WHATWG URL parsing does (dot segments removed, `%2e` read as
+/// a dot) and with unreserved characters percent-decoded: on any host, since
+/// the hub cannot know every name it is reached by. `/.well-known/%6Dercure/x`
+/// and `/a/../.well-known/mercure/x` are reserved.
+fn is_reserved_topic(topic: &str, hub_url: &url::Url) -> bool {
     const RESERVED: &str = "/.well-known/mercure";
-    let path = match topic.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
-        None => topic,
+    let under = |path: &str, root: &str| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    path == RESERVED
-        || path
-            .strip_prefix(RESERVED)
-            .is_some_and(|rest| rest.starts_with(['/', '?', '#']))
+    let Ok(url) = url::Url::options().base_url(Some(hub_url)).parse(topic) else {
+        // Not a URL even against the hub's: read the text as a path.
+        return under(topic, RESERVED);
+    };
+    let path = decode_unreserved(url.path());
+    under(&path, &decode_unreserved(hub_url.path())) || under(&path, RESERVED)
+}
+
+/// `%XX` escapes of unreserved characters (`A-Za-z0-9-._~`) decoded, the
+/// others kept: they name the same resource (RFC 3986, section 6.2.2.2).
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                let byte = (high * 16 + low) as u8;
+                if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                    out.push(byte);
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Fields draft-08 refuses (400): an `id` or `type` with control or format
+/// characters, and the `type` `mercure`, which names the hub's own
+/// subscription events.
+fn check_fields(form: &body::PublishForm) -> Result<(), ApiError> {
+    for (name, value) in [("id", &form.id), ("type", &form.event_type)] {
+        if value
+            .as_deref()
+            .is_some_and(crate::text::has_control_or_format)
+        {
+            return Err(ApiError::bad_request(format!(
+                "{name} holds a control or format character"
+            )));
+        }
+    }
+    if form.event_type.as_deref() == Some("mercure") {
+        return Err(ApiError::bad_request(
+            "type \"mercure\" is reserved for the hub's subscription events",
+        ));
+    }
+    Ok(())
 }
 
 /// Publishing with a cookie is a cross-site request risk: only origins listed
