@@ -75,6 +75,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 KeyMaterial::from_setting(key).map_err(|e| anyhow::anyhow!("--jwt-key: {e}"))?;
             let algorithm: Algorithm = args.alg.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let claims = MintClaims {
+                draft08: None,
                 publish: Some(args.topic.clone()),
                 subscribe: None,
                 payload: None,

@@ -44,6 +44,18 @@ pub(crate) struct Args {
     /// Allow subscribers without a token [default: on in development mode].
     #[arg(long, env = "TIDINGS_ANONYMOUS", num_args = 0..=1, default_missing_value = "true")]
     anonymous: Option<bool>,
+    /// An issuer (iss) whose Mercure draft-08 tokens (at+jwt) are accepted;
+    /// repeat for several [default: none: draft-08 tokens are refused].
+    #[arg(
+        long,
+        env = "TIDINGS_JWT_ISSUER",
+        value_name = "ISS",
+        value_delimiter = ','
+    )]
+    jwt_issuer: Vec<String>,
+    /// The audience (aud) draft-08 tokens must name [default: the public URL].
+    #[arg(long, env = "TIDINGS_JWT_AUDIENCE", value_name = "AUD")]
+    jwt_audience: Option<String>,
     /// Origins allowed by CORS, comma-separated (* for any).
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -179,6 +191,12 @@ impl Args {
         }
         if let Some(timeout) = self.redis_node_timeout {
             c.redis.node_timeout = timeout;
+        }
+        if !self.jwt_issuer.is_empty() {
+            c.jwt_issuer = self.jwt_issuer;
+        }
+        if let Some(audience) = self.jwt_audience {
+            c.jwt_audience = Some(audience);
         }
         if !self.cors_origins.is_empty() {
             c.cors_origins = self.cors_origins;

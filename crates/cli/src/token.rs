@@ -28,9 +28,29 @@ pub(crate) struct Args {
     /// JSON shown to others by the subscription API.
     #[arg(long)]
     payload: Option<String>,
-    /// Lifetime in seconds; without it the token does not expire.
+    /// Lifetime in seconds; without it a draft-07 token does not expire (a
+    /// draft-08 one lives an hour).
     #[arg(long)]
     ttl: Option<u64>,
+    /// Which Mercure draft's token: 07 (a mercure claim) or 08 (an RFC 9068
+    /// at+jwt access token with authorization_details; needs --issuer and
+    /// --audience, and --publish/--subscribe are exact topics).
+    #[arg(long, default_value = "07", value_parser = ["07", "08"])]
+    draft: String,
+    /// Draft 08: the token's issuer (iss), one the hub lists with --jwt-issuer.
+    #[arg(long, value_name = "ISS")]
+    issuer: Option<String>,
+    /// Draft 08: the hub the token is for (aud), its public URL unless the
+    /// hub sets --jwt-audience.
+    #[arg(long, value_name = "AUD")]
+    audience: Option<String>,
+    /// Draft 08: a URL pattern the token may publish to (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    publish_urlpattern: Vec<String>,
+    /// Draft 08: a URL pattern the token may receive private updates for
+    /// (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    subscribe_urlpattern: Vec<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -42,11 +62,36 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(serde_json::from_str)
         .transpose()
         .context("--payload must be JSON")?;
+    let draft08 = if args.draft == "08" {
+        let (Some(issuer), Some(audience)) = (args.issuer, args.audience) else {
+            anyhow::bail!(
+                "--draft 08 needs --issuer ISS and --audience AUD (the hub's public URL, like https://hub.example.com/.well-known/mercure)"
+            );
+        };
+        Some(tidings_server::Draft08Claims {
+            issuer,
+            audience,
+            publish_urlpatterns: args.publish_urlpattern,
+            subscribe_urlpatterns: args.subscribe_urlpattern,
+        })
+    } else {
+        if args.issuer.is_some()
+            || args.audience.is_some()
+            || !args.publish_urlpattern.is_empty()
+            || !args.subscribe_urlpattern.is_empty()
+        {
+            anyhow::bail!(
+                "--issuer, --audience and the --*-urlpattern flags are for draft-08 tokens: add --draft 08"
+            );
+        }
+        None
+    };
     let claims = MintClaims {
         publish: (!args.publish.is_empty()).then_some(args.publish),
         subscribe: (!args.subscribe.is_empty()).then_some(args.subscribe),
         payload,
         ttl: args.ttl.map(Duration::from_secs),
+        draft08,
     };
     let token = tidings_server::mint(&key, algorithm, &claims)
         .map_err(|e| anyhow::anyhow!("cannot sign: {e}"))?;

@@ -31,6 +31,11 @@ pub struct Config {
     pub subscriber_jwt_key: Option<String>,
     /// `HS256`, `RS256` or `ES256`. Default: `HS256`.
     pub jwt_algorithm: String,
+    /// Issuers (`iss`) whose Mercure draft-08 tokens (RFC 9068 `at+jwt`) are accepted. Default: none
+    /// (draft-08 tokens are refused; draft-07 ones, with a `mercure` claim, work without it).
+    pub jwt_issuer: Vec<String>,
+    /// The audience (`aud`) draft-08 tokens must name. Default: the public URL.
+    pub jwt_audience: Option<String>,
     /// Let subscribers without a token receive public updates. Default: true
     /// in development mode (no key set), false otherwise.
     pub anonymous: Option<bool>,
@@ -156,6 +161,8 @@ impl Default for Config {
             publisher_jwt_key: None,
             subscriber_jwt_key: None,
             jwt_algorithm: "HS256".into(),
+            jwt_issuer: Vec::new(),
+            jwt_audience: None,
             anonymous: None,
             cors_origins: Vec::new(),
             publish_origins: Vec::new(),
@@ -486,6 +493,8 @@ mod tests {
         publisher_jwt_key: String,
         subscriber_jwt_key: String,
         jwt_algorithm: String,
+        jwt_issuer: Vec<String>,
+        jwt_audience: String,
         anonymous: bool,
         cors_origins: Vec<String>,
         publish_origins: Vec<String>,
@@ -532,6 +541,8 @@ mod tests {
                 publisher_jwt_key: _,
                 subscriber_jwt_key: _,
                 jwt_algorithm: _,
+                jwt_issuer: _,
+                jwt_audience: _,
                 anonymous: _,
                 cors_origins: _,
                 publish_origins: _,
@@ -564,6 +575,8 @@ mod tests {
                 publisher_jwt_key: String::new(),
                 subscriber_jwt_key: String::new(),
                 jwt_algorithm: String::new(),
+                jwt_issuer: Vec::new(),
+                jwt_audience: String::new(),
                 anonymous: false,
                 cors_origins: Vec::new(),
                 publish_origins: Vec::new(),

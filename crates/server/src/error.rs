@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds after which a retry may succeed (`Retry-After`).
     pub retry_after: Option<u32>,
+    /// An RFC 6750 `WWW-Authenticate` challenge, for token errors.
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -22,7 +24,20 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// Adds a `WWW-Authenticate: Bearer …` challenge (RFC 6750): `error` is `invalid_token`,
+    /// `insufficient_scope` or `invalid_request`, or `None` for a request without a token;
+    /// `metadata` is the hub's RFC 9728 resource metadata URL.
+    #[must_use]
+    pub fn bearer_challenge(mut self, error: Option<&str>, metadata: &str) -> ApiError {
+        self.challenge = Some(match error {
+            Some(error) => format!("Bearer error=\"{error}\", resource_metadata=\"{metadata}\""),
+            None => format!("Bearer resource_metadata=\"{metadata}\""),
+        });
+        self
     }
 
     /// 400 Bad Request.
@@ -51,10 +66,13 @@ impl ApiError {
     /// (or instead of) hyper. The connection closes after it.
     pub(crate) fn to_http1(&self, extra_headers: &str) -> Vec<u8> {
         let body = format!("{}\n", self.message);
-        let retry = self
+        let mut retry = self
             .retry_after
             .map(|s| format!("Retry-After: {s}\r\n"))
             .unwrap_or_default();
+        if let Some(challenge) = &self.challenge {
+            retry.push_str(&format!("WWW-Authenticate: {challenge}\r\n"));
+        }
         format!(
             "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{retry}{extra_headers}Connection: close\r\n\r\n{body}",
             self.status.as_u16(),
@@ -79,6 +97,15 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(value) = self
+            .challenge
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+        {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }
@@ -106,6 +133,7 @@ impl From<tidings_hub::Error> for ApiError {
             status,
             message: error.to_string(),
             retry_after: retry,
+            challenge: None,
         }
     }
 }

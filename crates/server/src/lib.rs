@@ -51,7 +51,8 @@ use std::time::Duration;
 
 pub use auth::{
     Algorithm, AuthConfig, AuthConfigError, AuthError, Authorizer, Claims, DEFAULT_COOKIE_NAME,
-    KeyMaterial, KeyUse, LEEWAY_SECS, MintClaims, Role, Token, TokenSource, mint,
+    DRAFT_08_COOKIE, DRAFT_08_DEFAULT_TTL, Draft08Claims, Grants, KeyMaterial, KeyUse, LEEWAY_SECS,
+    MAX_DETAILS, MERCURE_DETAIL_TYPE, MintClaims, Role, Token, TokenSource, mint,
     token_from_request,
 };
 pub use config::{Config, LogFormat, RedisConfig, Storage};
@@ -163,6 +164,13 @@ impl Server {
             subscriber_key: key_setting(&config.subscriber_jwt_key)?,
             algorithm,
             cookie_name: config.cookie_name.clone(),
+            issuers: config.jwt_issuer.clone(),
+            audience: Some(
+                config
+                    .jwt_audience
+                    .clone()
+                    .unwrap_or_else(|| public_url.to_string()),
+            ),
         };
         let auth = Authorizer::new(&auth_config).map_err(|e| ServeError::Auth(e.to_string()))?;
         for warning in auth.warnings() {
@@ -378,6 +386,7 @@ pub(crate) fn development_token(state: &AppState, publish: bool, ttl: Duration) 
         subscribe: Some(vec!["*".to_owned()]),
         payload: None,
         ttl: Some(ttl),
+        draft08: None,
     };
     // An HS256 secret of 64 hex digits always signs; failing here is a bug.
     Some(mint(&key, Algorithm::HS256, &claims).expect("the development key signs HS256"))

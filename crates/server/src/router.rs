@@ -13,6 +13,9 @@ use crate::error::ApiError;
 use crate::state::SharedState;
 use crate::subscribe;
 
+/// Where RFC 9728 protected-resource metadata lives, before the resource's path.
+pub(crate) const METADATA_PREFIX: &str = "/.well-known/oauth-protected-resource";
+
 /// Builds the router over the shared state.
 pub(crate) fn router(state: SharedState) -> Router {
     Router::new()
@@ -40,6 +43,10 @@ pub(crate) fn router(state: SharedState) -> Router {
             "/.well-known/mercure/subscriptions/{topic}/{subscriber}",
             get(subscription),
         )
+        .route(
+            "/.well-known/oauth-protected-resource/.well-known/mercure",
+            get(resource_metadata),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -51,6 +58,25 @@ pub(crate) fn router(state: SharedState) -> Router {
             crate::cors::middleware,
         ))
         .with_state(state)
+}
+
+/// RFC 9728 metadata of the hub as a protected resource, with Mercure
+/// draft-08's members: how to bring a token, and what the hub matches.
+async fn resource_metadata(State(state): State<SharedState>) -> Response {
+    let body = json!({
+        "resource": state.config.jwt_audience.clone().unwrap_or_else(|| state.public_url.to_string()),
+        "authorization_servers": state.config.jwt_issuer,
+        "authorization_details_types_supported": [crate::auth::MERCURE_DETAIL_TYPE],
+        "bearer_methods_supported": ["header"],
+        "mercure_cookie": crate::auth::DRAFT_08_COOKIE,
+        "mercure_matcher_types_supported": ["exact", "urlpattern"],
+        "mercure_subscriptions": state.config.subscriptions,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -190,19 +216,23 @@ fn authorize_presence(
             "the subscription API is off: start the hub with --subscriptions",
         ));
     }
-    let claims = subscribe::subscriber_claims(state, headers, query)?
-        .ok_or_else(|| ApiError::unauthorized("the subscription API needs a subscriber token"))?;
+    let claims = subscribe::subscriber_claims(state, headers, query)?.ok_or_else(|| {
+        ApiError::unauthorized("the subscription API needs a subscriber token")
+            .bearer_challenge(None, &state.metadata_url())
+    })?;
     let allowed = claims
-        .subscribe
+        .subscribe_matchers()
         .unwrap_or_default()
         .iter()
-        .any(|s| state.hub.selector(s).matches(path));
+        .any(|m| state.hub.matcher(m).is_ok_and(|s| s.matches(path)));
     if allowed {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!(
-            "the token's mercure.subscribe selectors do not match {path}"
-        )))
+        Err(state.insufficient_scope(if claims.grants.is_some() {
+            format!("the token's authorization_details grant no subscribe on {path}")
+        } else {
+            format!("the token's mercure.subscribe selectors do not match {path}")
+        }))
     }
 }
 

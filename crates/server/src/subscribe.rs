@@ -127,10 +127,11 @@ pub(crate) async fn open(
     request.last_event_id = last_event_id;
     let mut expires_at = None;
     if let Some(claims) = claims {
-        request.authorized = claims
-            .subscribe
-            .map(|list| list.into_iter().map(Matcher::topic).collect());
-        request.payload = claims.payload;
+        request.authorized = claims.subscribe_matchers();
+        request.payload = match &claims.grants {
+            Some(grants) => draft08_payload(state, grants, &request.selectors),
+            None => claims.payload,
+        };
         expires_at = claims.expires_at;
     }
     let stream = stream_of
@@ -144,6 +145,28 @@ pub(crate) async fn open(
         slot,
         stream,
     })
+}
+
+/// A draft-08 token's payload for a subscription: that of the first
+/// subscribe detail whose topics match one of the subscription's matcher
+/// strings.
+fn draft08_payload(
+    state: &AppState,
+    grants: &crate::auth::Grants,
+    selectors: &[Matcher],
+) -> Option<serde_json::Value> {
+    grants
+        .payloads
+        .iter()
+        .find(|(topics, _)| {
+            topics.iter().any(|topic| {
+                state
+                    .hub
+                    .matcher(topic)
+                    .is_ok_and(|t| selectors.iter().any(|s| t.matches(&s.value)))
+            })
+        })
+        .map(|(_, payload)| payload.clone())
 }
 
 /// What a `HEAD` answers: the same checks and the headers a `GET` would get,
@@ -183,18 +206,21 @@ pub(crate) fn subscriber_claims(
     query: Option<&str>,
 ) -> Result<Option<Claims>, ApiError> {
     let token = crate::auth::token_from_request(headers, query, &state.config.cookie_name)
-        .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        .map_err(|e| state.token_error(&e))?;
     match token {
+        // A bad token is refused even where anonymous subscribers are
+        // allowed: the client meant to authenticate.
         Some(token) => state
             .auth
             .verify_subscriber(&token.value)
             .map(Some)
-            .map_err(|e| ApiError::unauthorized(e.to_string())),
+            .map_err(|e| state.token_error(&e)),
         None if state.config.allows_anonymous() => Ok(None),
         None => Err(ApiError::unauthorized(format!(
             "{}; this hub does not allow anonymous subscribers",
             state.auth.missing()
-        ))),
+        ))
+        .bearer_challenge(None, &state.metadata_url())),
     }
 }
 

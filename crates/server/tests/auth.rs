@@ -69,7 +69,8 @@ async fn publish_refusals_say_which_problem() {
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
     assert!(reply.body.contains("authors/1"), "{}", reply.body);
-    // Several Authorization headers are ambiguous.
+    // Several Authorization headers are ambiguous: RFC 6750's
+    // invalid_request (400 since draft-08).
     let bearer = format!("Bearer {}", publisher_token());
     let reply = hub
         .connect()
@@ -80,7 +81,12 @@ async fn publish_refusals_say_which_problem() {
             "topic=t",
         )
         .await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let challenge = reply.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"invalid_request\""),
+        "{challenge}"
+    );
     let reply = hub
         .publish_form(Some(&books_only), &[("topic", BOOK)])
         .await;
@@ -209,10 +215,19 @@ async fn subscribe_refusals_say_which_problem() {
                         .await
                 }
             };
-            assert_eq!(
-                refused.status,
-                StatusCode::UNAUTHORIZED,
-                "{needle} {path:?}"
+            // A token sent the wrong way is RFC 6750's invalid_request
+            // (400, since draft-08); a token that fails its checks is
+            // invalid_token (401). Both say so in WWW-Authenticate.
+            let (status, code) = if needle == "bearer" {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            } else {
+                (StatusCode::UNAUTHORIZED, "invalid_token")
+            };
+            assert_eq!(refused.status, status, "{needle} {path:?}");
+            let challenge = refused.header("www-authenticate").unwrap_or_default();
+            assert!(
+                challenge.starts_with("Bearer ") && challenge.contains(code),
+                "{needle} {path:?}: {challenge}"
             );
             let body = String::from_utf8(refused.chunk().await.unwrap().to_vec()).unwrap();
             assert!(

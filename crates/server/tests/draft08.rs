@@ -282,3 +282,366 @@ async fn publishes_draft_08_refuses_are_400_and_success_is_plain_text() {
     assert_eq!(sse.data(1).await, ["public"]);
     hub.stop().await;
 }
+
+/// The issuer the draft-08 auth tests' hub trusts.
+const ISSUER: &str = "https://issuer.example";
+
+async fn strict_hub() -> TestHub {
+    TestHub::start(tidings_server::Config {
+        public_url: Some(HUB_URL.into()),
+        jwt_issuer: vec![ISSUER.into()],
+        ..config()
+    })
+    .await
+}
+
+/// A token signed with the tests' secret: `header` and `claims` as given.
+fn sign(header: serde_json::Value, claims: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let key = jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes());
+    let signature =
+        jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256).unwrap();
+    format!("{input}.{signature}")
+}
+
+fn at_jwt() -> serde_json::Value {
+    serde_json::json!({"alg": "HS256", "typ": "at+jwt"})
+}
+
+/// Draft-08 claims granting `actions` on `topics` (`[match, match_type]`).
+fn details(actions: &[&str], topics: &[(&str, &str)]) -> serde_json::Value {
+    let topics: Vec<_> = topics
+        .iter()
+        .map(|(m, t)| serde_json::json!({"match": m, "match_type": t}))
+        .collect();
+    serde_json::json!({
+        "iss": ISSUER,
+        "aud": HUB_URL,
+        "exp": 4_102_444_800u64,
+        "authorization_details": [{
+            "type": "https://mercure.rocks/authorization-detail",
+            "actions": actions,
+            "topics": topics,
+        }],
+    })
+}
+
+/// Publishes with `token`; the reply.
+async fn publish_with(hub: &TestHub, token: &str, topic: &str) -> common::Reply {
+    hub.publish_form(Some(token), &[("topic", topic), ("data", topic)])
+        .await
+}
+
+#[tokio::test]
+async fn draft_08_tokens_are_checked_as_rfc_9068_access_tokens() {
+    let hub = strict_hub().await;
+    let grant = details(
+        &["publish"],
+        &[
+            ("urn:x", "exact"),
+            ("https://example.com/books/:id", "urlpattern"),
+        ],
+    );
+    let good = sign(at_jwt(), grant.clone());
+    for topic in ["urn:x", "https://example.com/books/1"] {
+        let reply = publish_with(&hub, &good, topic).await;
+        assert_eq!(reply.status, StatusCode::OK, "{topic}: {}", reply.body);
+    }
+    // Not granted: 403 insufficient_scope.
+    let reply = publish_with(&hub, &good, "urn:y").await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap_or_default()
+            .contains("error=\"insufficient_scope\""),
+        "{:?}",
+        reply.headers
+    );
+    // Each RFC 9068 check, and each malformed Mercure detail: 401 invalid_token.
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut claims = grant.clone();
+        f(&mut claims);
+        sign(at_jwt(), claims)
+    };
+    let refused = [
+        (
+            "untrusted iss",
+            with(&|c| c["iss"] = "https://evil.example".into()),
+        ),
+        (
+            "no iss",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("iss");
+            }),
+        ),
+        (
+            "other aud",
+            with(&|c| c["aud"] = "https://other.example/.well-known/mercure".into()),
+        ),
+        (
+            "no aud",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            }),
+        ),
+        (
+            "no exp",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+        ),
+        ("expired", with(&|c| c["exp"] = 1_000.into())),
+        (
+            "bare-string topic",
+            with(&|c| c["authorization_details"][0]["topics"] = serde_json::json!(["urn:x"])),
+        ),
+        (
+            "no match",
+            with(&|c| {
+                c["authorization_details"][0]["topics"] =
+                    serde_json::json!([{"match_type": "exact"}])
+            }),
+        ),
+        (
+            "empty topics",
+            with(&|c| c["authorization_details"][0]["topics"] = serde_json::json!([])),
+        ),
+        (
+            "empty actions",
+            with(&|c| c["authorization_details"][0]["actions"] = serde_json::json!([])),
+        ),
+        (
+            "odd match_type",
+            with(&|c| c["authorization_details"][0]["topics"][0]["match_type"] = "regex".into()),
+        ),
+        (
+            "bad pattern",
+            with(&|c| {
+                c["authorization_details"][0]["topics"][1]["match"] = "https://e.com/(".into()
+            }),
+        ),
+        (
+            "non-string action",
+            with(&|c| c["authorization_details"][0]["actions"] = serde_json::json!([1])),
+        ),
+        (
+            "details without typ",
+            sign(serde_json::json!({"alg": "HS256"}), grant.clone()),
+        ),
+        (
+            "a key in the header",
+            sign(
+                serde_json::json!({"alg": "HS256", "typ": "at+jwt", "jwk": {"kty": "oct"}}),
+                grant.clone(),
+            ),
+        ),
+    ];
+    for (why, token) in &refused {
+        let reply = publish_with(&hub, token, "urn:x").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{why}: {}",
+            reply.body
+        );
+        let challenge = reply.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{why}: {challenge}"
+        );
+        assert!(
+            challenge.contains("resource_metadata=\"https://hub.example.com/.well-known/oauth-protected-resource/.well-known/mercure\""),
+            "{why}: {challenge}"
+        );
+    }
+    // `typ` in any case, and an array `aud`, are fine; other detail types are ignored.
+    let mut claims = grant.clone();
+    claims["aud"] = serde_json::json!(["https://other.example", HUB_URL]);
+    claims["authorization_details"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "https://example.com/other", "anything": 1}));
+    let token = sign(
+        serde_json::json!({"alg": "HS256", "typ": "Application/AT+JWT"}),
+        claims,
+    );
+    assert_eq!(
+        publish_with(&hub, &token, "urn:x").await.status,
+        StatusCode::OK
+    );
+    // A mercure claim beside the details never widens them.
+    let mut claims = grant;
+    claims["mercure"] = serde_json::json!({"publish": ["*"]});
+    let token = sign(at_jwt(), claims);
+    assert_eq!(
+        publish_with(&hub, &token, "urn:y").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // A draft-07 token works beside them, with neither iss nor aud.
+    assert_eq!(
+        hub.publish_form(Some(&publisher_token()), &[("topic", "urn:y")])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_hub_that_trusts_no_issuer_refuses_draft_08_tokens() {
+    let hub = hub().await;
+    let token = sign(at_jwt(), details(&["publish"], &[("*", "exact")]));
+    let reply = publish_with(&hub, &token, "urn:x").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert!(reply.body.contains("--jwt-issuer"), "{}", reply.body);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn draft_08_subscribe_grants_deliver_private_updates_by_header_and_cookie() {
+    let hub = strict_hub().await;
+    let token = sign(
+        at_jwt(),
+        details(
+            &["subscribe"],
+            &[("https://example.com/p/:id", "urlpattern")],
+        ),
+    );
+    let bearer = format!("Bearer {token}");
+    let cookie = format!("__Secure-mercure_access_token={token}");
+    let mut by_header = hub
+        .subscribe(
+            "match_urlpattern=https%3A%2F%2Fexample.com%2Fp%2F*",
+            &[("authorization", &bearer)],
+        )
+        .await;
+    let mut by_cookie = hub
+        .subscribe(
+            "match_urlpattern=https%3A%2F%2Fexample.com%2Fp%2F*",
+            &[("cookie", &cookie)],
+        )
+        .await;
+    let mut anonymous = hub
+        .subscribe("match_urlpattern=https%3A%2F%2Fexample.com%2Fp%2F*", &[])
+        .await;
+    let publisher = publisher_token();
+    for (topic, private) in [
+        ("https://example.com/p/1", true),
+        ("https://example.com/p/2", false),
+    ] {
+        let mut fields = vec![("topic", topic), ("data", topic)];
+        if private {
+            fields.push(("private", "on"));
+        }
+        let reply = hub.publish_form(Some(&publisher), &fields).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    assert_eq!(
+        by_header.data(2).await,
+        ["https://example.com/p/1", "https://example.com/p/2"]
+    );
+    assert_eq!(
+        by_cookie.data(2).await,
+        ["https://example.com/p/1", "https://example.com/p/2"]
+    );
+    assert_eq!(anonymous.data(1).await, ["https://example.com/p/2"]);
+    // A bad token is refused even though anonymous subscribers are allowed.
+    let bad = format!(
+        "Bearer {}",
+        sign(at_jwt(), serde_json::json!({"iss": ISSUER}))
+    );
+    let refused = hub
+        .try_subscribe("match=x", &[("authorization", &bad)])
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    // RFC 6750's access_token parameter is refused: 400 invalid_request.
+    let refused = hub
+        .try_subscribe(&format!("match=x&access_token={token}"), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .header("www-authenticate")
+            .unwrap_or_default()
+            .contains("invalid_request")
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn publishing_without_a_token_gets_a_challenge_and_the_metadata_describes_the_hub() {
+    let hub = strict_hub().await;
+    let reply = hub.publish_form(None, &[("topic", "urn:x")]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(
+            "Bearer resource_metadata=\"https://hub.example.com/.well-known/oauth-protected-resource/.well-known/mercure\""
+        )
+    );
+    let reply = hub
+        .get("/.well-known/oauth-protected-resource/.well-known/mercure")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let metadata: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(metadata["resource"], HUB_URL);
+    assert_eq!(
+        metadata["authorization_servers"],
+        serde_json::json!([ISSUER])
+    );
+    assert_eq!(
+        metadata["authorization_details_types_supported"],
+        serde_json::json!(["https://mercure.rocks/authorization-detail"])
+    );
+    assert_eq!(
+        metadata["bearer_methods_supported"],
+        serde_json::json!(["header"])
+    );
+    assert_eq!(metadata["mercure_cookie"], "__Secure-mercure_access_token");
+    assert_eq!(
+        metadata["mercure_matcher_types_supported"],
+        serde_json::json!(["exact", "urlpattern"])
+    );
+    assert_eq!(metadata["mercure_subscriptions"], false);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn minted_draft_08_tokens_are_accepted() {
+    let hub = strict_hub().await;
+    let token = tidings_server::mint(
+        &tidings_server::KeyMaterial::Secret(common::SECRET.into()),
+        tidings_server::Algorithm::HS256,
+        &tidings_server::MintClaims {
+            publish: Some(vec!["urn:m".into()]),
+            subscribe: None,
+            payload: None,
+            ttl: None,
+            draft08: Some(tidings_server::Draft08Claims {
+                issuer: ISSUER.into(),
+                audience: HUB_URL.into(),
+                publish_urlpatterns: vec!["https://example.com/m/:id".into()],
+                subscribe_urlpatterns: Vec::new(),
+            }),
+        },
+    )
+    .unwrap();
+    for topic in ["urn:m", "https://example.com/m/1"] {
+        assert_eq!(
+            publish_with(&hub, &token, topic).await.status,
+            StatusCode::OK,
+            "{topic}"
+        );
+    }
+    assert_eq!(
+        publish_with(&hub, &token, "urn:n").await.status,
+        StatusCode::FORBIDDEN
+    );
+    hub.stop().await;
+}

@@ -33,6 +33,7 @@ pub(crate) fn token(publish: &[&str], subscribe: &[&str]) -> String {
         subscribe: Some(subscribe.iter().map(|s| (*s).to_owned()).collect()),
         payload: None,
         ttl: Some(Duration::from_secs(3600)),
+        draft08: None,
     };
     tidings_server::mint(
         &KeyMaterial::Secret(SECRET.into()),

@@ -127,6 +127,10 @@ pub enum AuthError {
         /// The configured cookie name, so the message names it.
         cookie_name: String,
     },
+    /// The token was sent wrongly (another scheme than Bearer, several headers, an empty value, the
+    /// `access_token` parameter): RFC 6750's `invalid_request`, answered 400.
+    #[error("{0}")]
+    Presentation(String),
     /// Not a JWT: wrong number of parts, bad base64url, bad JSON, wrong claim types, or a broken header.
     #[error("malformed token: {0}")]
     Malformed(String),
@@ -166,6 +170,20 @@ pub enum AuthError {
         /// The header's `alg`, shortened and with odd characters replaced.
         found: String,
     },
+    /// A draft-08 token's `iss` is not an issuer this hub trusts.
+    #[error(
+        "the token's issuer `{found}` is not trusted by this hub: its operator lists issuers with --jwt-issuer"
+    )]
+    UntrustedIssuer {
+        /// The `iss`, shortened and with odd characters replaced.
+        found: String,
+    },
+    /// A draft-08 token's `aud` does not name this hub.
+    #[error("the token's audience (aud) does not name this hub: mint it for {expected:?}")]
+    WrongAudience {
+        /// The audience the hub expects.
+        expected: String,
+    },
     /// The hub has no key for this role, so no token of that role can be accepted.
     #[error("this hub has no {role} key configured, so it cannot accept {role} tokens")]
     NotConfigured {
@@ -175,9 +193,13 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The HTTP status to answer with: 401 for every variant, so a client knows to fetch a new token.
+    /// The HTTP status to answer with: 400 for a token sent wrongly, 401 for every other variant, so a
+    /// client knows to fetch a new token.
     pub fn status(&self) -> u16 {
-        401
+        match self {
+            AuthError::Presentation(_) => 400,
+            _ => 401,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 
 use super::AuthError;
-use super::error::{malformed, quote};
+use super::error::quote;
 
 /// A token found in a request. `Debug` shows only its length: tokens are credentials.
 #[derive(Clone, PartialEq, Eq)]
@@ -41,14 +41,15 @@ pub enum TokenSource {
 }
 
 /// Finds the token in a request, in Mercure's order: `Authorization: Bearer` header, then the
-/// `authorization` query parameter, then the `cookie_name` cookie. The first place that has one wins;
+/// `authorization` query parameter (draft-07), then the `__Secure-mercure_access_token` cookie
+/// (draft-08), then the `cookie_name` cookie (draft-07). The first place that has one wins;
 /// later places are not looked at.
 ///
 /// `query` is the URI query string (with or without a leading `?`).
 ///
 /// # Errors
 ///
-/// [`AuthError::Malformed`] for a request that clearly meant to send a token but sent it wrongly: a
+/// [`AuthError::Presentation`] for a request that clearly meant to send a token but sent it wrongly: a
 /// non-Bearer or empty `Authorization` header, several `Authorization` headers or `authorization`
 /// parameters, an empty `authorization` parameter, a non-UTF-8 cookie value. An empty cookie counts as
 /// absent, because browsers send cookies the page did not choose to send.
@@ -61,10 +62,20 @@ pub fn token_from_request(
         Some((value, TokenSource::Header))
     } else if let Some(value) = query.map(token_from_query).transpose()?.flatten() {
         Some((value, TokenSource::Query))
+    } else if let Some(value) = token_from_cookie(headers, DRAFT_08_COOKIE)? {
+        Some((value, TokenSource::Cookie))
     } else {
         token_from_cookie(headers, cookie_name)?.map(|value| (value, TokenSource::Cookie))
     };
     Ok(found.map(|(value, source)| Token { value, source }))
+}
+
+/// The cookie Mercure draft-08 names (`Secure`, `HttpOnly`, `SameSite=Strict` when set); read before
+/// the configured draft-07 one.
+pub const DRAFT_08_COOKIE: &str = "__Secure-mercure_access_token";
+
+fn presentation(message: &str) -> AuthError {
+    AuthError::Presentation(message.to_owned())
 }
 
 fn token_from_header(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
@@ -74,32 +85,34 @@ fn token_from_header(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
     };
     // Two headers could each be checked by a different layer; refuse the ambiguity, as Mercure does.
     if values.next().is_some() {
-        return Err(malformed("several Authorization headers: send exactly one"));
+        return Err(presentation(
+            "several Authorization headers: send exactly one",
+        ));
     }
     let value = value
         .to_str()
         .map_err(|_| {
-            malformed(
+            presentation(
                 "the Authorization header has non-ASCII bytes; send `Authorization: Bearer <jwt>`",
             )
         })?
         .trim();
     if value.is_empty() {
-        return Err(malformed(
+        return Err(presentation(
             "the Authorization header is empty; send `Authorization: Bearer <jwt>`",
         ));
     }
     let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         // Quote only the scheme: what follows it is someone's credential.
-        return Err(AuthError::Malformed(format!(
+        return Err(AuthError::Presentation(format!(
             "the Authorization header uses the `{}` scheme; send `Authorization: Bearer <jwt>`",
             quote(scheme)
         )));
     }
     let token = rest.trim();
     if token.is_empty() {
-        return Err(malformed(
+        return Err(presentation(
             "the Authorization header says Bearer but carries no token",
         ));
     }
@@ -110,9 +123,15 @@ fn token_from_query(query: &str) -> Result<Option<String>, AuthError> {
     let query = query.strip_prefix('?').unwrap_or(query);
     let mut found = None;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "access_token" {
+            // RFC 6750's query parameter: Mercure draft-08 refuses it (tokens in URLs end up in logs).
+            return Err(presentation(
+                "the access_token query parameter is not accepted: send `Authorization: Bearer <jwt>` or the __Secure-mercure_access_token cookie",
+            ));
+        }
         if name == "authorization" {
             if found.is_some() {
-                return Err(malformed(
+                return Err(presentation(
                     "several authorization query parameters: send exactly one",
                 ));
             }
@@ -121,7 +140,7 @@ fn token_from_query(query: &str) -> Result<Option<String>, AuthError> {
     }
     match found {
         Some(value) if value.trim().is_empty() => {
-            Err(malformed("the authorization query parameter is empty"))
+            Err(presentation("the authorization query parameter is empty"))
         }
         found => Ok(found.map(|v| v.trim().to_owned())),
     }
@@ -153,7 +172,7 @@ fn token_from_cookie(headers: &HeaderMap, cookie_name: &str) -> Result<Option<St
             continue;
         }
         let value = std::str::from_utf8(value).map_err(|_| {
-            AuthError::Malformed(format!("the `{cookie_name}` cookie is not UTF-8"))
+            AuthError::Presentation(format!("the `{cookie_name}` cookie is not UTF-8"))
         })?;
         return Ok(Some(value.to_owned()));
     }
@@ -252,7 +271,7 @@ mod tests {
         }
         let twice = headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
         assert!(
-            matches!(token_from_request(&twice, None, "c"), Err(AuthError::Malformed(m)) if m.contains("several"))
+            matches!(token_from_request(&twice, None, "c"), Err(AuthError::Presentation(m)) if m.contains("several"))
         );
     }
 
@@ -265,7 +284,7 @@ mod tests {
         for query in ["authorization=", "authorization=a&authorization=b"] {
             assert!(matches!(
                 token_from_request(&HeaderMap::new(), Some(query), "c"),
-                Err(AuthError::Malformed(_))
+                Err(AuthError::Presentation(_))
             ));
         }
         // The name is case-sensitive, as in Mercure.

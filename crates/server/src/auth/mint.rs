@@ -17,9 +17,29 @@ pub struct MintClaims {
     pub subscribe: Option<Vec<String>>,
     /// `mercure.payload`; `None` leaves the field out.
     pub payload: Option<serde_json::Value>,
-    /// Lifetime from now, rounded up to whole seconds; `None` writes no `exp` (the token never expires).
+    /// Lifetime from now, rounded up to whole seconds; `None` writes no `exp` (the token never expires;
+    /// a draft-08 token then lives [`DRAFT_08_DEFAULT_TTL`], since it must have one).
     pub ttl: Option<Duration>,
+    /// Mint a Mercure draft-08 token (RFC 9068 `at+jwt`, grants in `authorization_details`) instead of a
+    /// draft-07 one (a `mercure` claim): `publish` and `subscribe` are then exact matchers.
+    pub draft08: Option<Draft08Claims>,
 }
+
+/// What a draft-08 token carries besides its grants.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Draft08Claims {
+    /// `iss`: who issued it (the hub lists trusted issuers with `--jwt-issuer`).
+    pub issuer: String,
+    /// `aud`: the hub it is for (its public URL, unless the hub sets `--jwt-audience`).
+    pub audience: String,
+    /// URL patterns the token may publish to, besides `publish`.
+    pub publish_urlpatterns: Vec<String>,
+    /// URL patterns the token may receive private updates for, besides `subscribe`.
+    pub subscribe_urlpatterns: Vec<String>,
+}
+
+/// The lifetime of a draft-08 token minted without one.
+pub const DRAFT_08_DEFAULT_TTL: Duration = Duration::from_secs(3_600);
 
 /// Mints a signed token with a `mercure` claim, for `tidings token` and the dev-mode demo token.
 ///
@@ -82,6 +102,17 @@ pub(super) fn mint_at(
         ttl.as_secs()
             .saturating_add(u64::from(ttl.subsec_nanos() > 0))
     };
+    if let Some(draft08) = &claims.draft08 {
+        let ttl = claims.ttl.unwrap_or(DRAFT_08_DEFAULT_TTL);
+        let body = draft08_body(claims, draft08, now, now.saturating_add(ttl_secs(ttl)));
+        let mut header = Header::new(algorithm.to_jwt());
+        header.typ = Some("at+jwt".into());
+        return jsonwebtoken::encode(&header, &body, &encoding_key).map_err(|e| {
+            AuthConfigError::Sign {
+                reason: e.to_string(),
+            }
+        });
+    }
     let body = Body {
         mercure: MercureOut {
             publish: claims.publish.as_deref(),
@@ -94,6 +125,56 @@ pub(super) fn mint_at(
         AuthConfigError::Sign {
             reason: e.to_string(),
         }
+    })
+}
+
+/// The claims of a draft-08 token: one authorization detail per action.
+fn draft08_body(
+    claims: &MintClaims,
+    draft08: &Draft08Claims,
+    now: u64,
+    exp: u64,
+) -> serde_json::Value {
+    use serde_json::json;
+    let topics = |exact: &Option<Vec<String>>, patterns: &[String]| -> Vec<serde_json::Value> {
+        exact
+            .iter()
+            .flatten()
+            .map(|m| json!({"match": m, "match_type": "exact"}))
+            .chain(
+                patterns
+                    .iter()
+                    .map(|m| json!({"match": m, "match_type": "urlpattern"})),
+            )
+            .collect()
+    };
+    let mut details = Vec::new();
+    let publish = topics(&claims.publish, &draft08.publish_urlpatterns);
+    if !publish.is_empty() {
+        details.push(json!({
+            "type": super::MERCURE_DETAIL_TYPE,
+            "actions": ["publish"],
+            "topics": publish,
+        }));
+    }
+    let subscribe = topics(&claims.subscribe, &draft08.subscribe_urlpatterns);
+    if !subscribe.is_empty() {
+        let mut detail = json!({
+            "type": super::MERCURE_DETAIL_TYPE,
+            "actions": ["subscribe"],
+            "topics": subscribe,
+        });
+        if let Some(payload) = &claims.payload {
+            detail["payload"] = payload.clone();
+        }
+        details.push(detail);
+    }
+    json!({
+        "iss": draft08.issuer,
+        "aud": draft08.audience,
+        "exp": exp,
+        "iat": now,
+        "authorization_details": details,
     })
 }
 

@@ -59,10 +59,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use algorithm::Algorithm;
 pub use error::{AuthConfigError, AuthError};
+pub use extract::DRAFT_08_COOKIE;
 pub use extract::{Token, TokenSource, token_from_request};
 pub use key::KeyMaterial;
-pub use mint::{MintClaims, mint};
-pub use verify::{AuthConfig, Authorizer, Claims};
+pub use mint::{DRAFT_08_DEFAULT_TTL, Draft08Claims, MintClaims, mint};
+pub use verify::{AuthConfig, Authorizer, Claims, Grants, MAX_DETAILS, MERCURE_DETAIL_TYPE};
 
 /// The cookie Mercure clients send the token in, unless configured otherwise.
 pub const DEFAULT_COOKIE_NAME: &str = "mercureAuthorization";

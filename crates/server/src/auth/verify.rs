@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::{Error as JwtError, ErrorKind as JwtErrorKind};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
+use tidings_hub::Matcher;
 
 use super::crypto::{decoding_key, use_rust_crypto};
 use super::error::{malformed, quote};
@@ -26,6 +27,12 @@ pub struct AuthConfig {
     pub algorithm: Algorithm,
     /// Cookie that may carry the token. Default [`DEFAULT_COOKIE_NAME`] (`mercureAuthorization`).
     pub cookie_name: String,
+    /// Issuers whose draft-08 (RFC 9068) tokens are accepted, compared exactly with `iss`. Default none:
+    /// draft-08 tokens are refused, draft-07 ones (a `mercure` claim) work as before.
+    pub issuers: Vec<String>,
+    /// The audience draft-08 tokens must name in `aud`: the hub's public URL. Default none (every
+    /// draft-08 token is refused).
+    pub audience: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -35,8 +42,27 @@ impl Default for AuthConfig {
             subscriber_key: None,
             algorithm: Algorithm::default(),
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            issuers: Vec::new(),
+            audience: None,
         }
     }
+}
+
+/// The `type` of Mercure's RFC 9396 authorization details.
+pub const MERCURE_DETAIL_TYPE: &str = "https://mercure.rocks/authorization-detail";
+
+/// The most authorization details, and topics over all of them, a draft-08 token may hold.
+pub const MAX_DETAILS: usize = 100;
+
+/// What a draft-08 token grants, from its Mercure `authorization_details`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Grants {
+    /// Topics this token may publish to.
+    pub publish: Vec<Matcher>,
+    /// Topics this token may receive private updates for.
+    pub subscribe: Vec<Matcher>,
+    /// The `payload` of each subscribe detail, with that detail's topics, in the token's order.
+    pub payloads: Vec<(Vec<Matcher>, serde_json::Value)>,
 }
 
 /// What a verified token allows, from its `mercure` claim (absent claim: all `None`).
@@ -51,9 +77,28 @@ pub struct Claims {
     /// The `exp` claim in unix seconds; `None` for a token that never expires.
     #[serde(skip)]
     pub expires_at: Option<u64>,
+    /// A draft-08 token's grants; when set, the `mercure` claim is ignored (it never widens them).
+    #[serde(skip)]
+    pub grants: Option<Grants>,
 }
 
 impl Claims {
+    /// The topics this token may publish to, whichever draft it follows.
+    pub fn publish_matchers(&self) -> Vec<Matcher> {
+        match &self.grants {
+            Some(grants) => grants.publish.clone(),
+            None => topics(self.publish.as_deref()),
+        }
+    }
+
+    /// The topics this token may receive private updates for; `None` when it names none.
+    pub fn subscribe_matchers(&self) -> Option<Vec<Matcher>> {
+        match &self.grants {
+            Some(grants) => Some(grants.subscribe.clone()),
+            None => self.subscribe.as_deref().map(|list| topics(Some(list))),
+        }
+    }
+
     /// `true` if `publish` contains the `*` selector.
     pub fn can_publish_all(&self) -> bool {
         self.publish
@@ -69,9 +114,30 @@ impl Claims {
     }
 }
 
-/// The JWT body as the hub reads it; unknown claims (`sub`, `aud`, …) are ignored as in Mercure.
+fn topics(list: Option<&[String]>) -> Vec<Matcher> {
+    list.unwrap_or_default()
+        .iter()
+        .map(Matcher::topic)
+        .collect()
+}
+
+/// An `aud` claim: one string or several.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The JWT body as the hub reads it; unknown claims (`sub`, `jti`, …) are ignored as in Mercure.
 #[derive(Deserialize)]
 struct RawClaims {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    authorization_details: Option<serde_json::Value>,
     #[serde(default)]
     mercure: Option<Claims>,
     // A NumericDate may be fractional (RFC 7519 §2), so read a JSON number, not an integer.
@@ -89,6 +155,10 @@ pub struct Authorizer {
     subscriber: Option<DecodingKey>,
     validation: Validation,
     cookie_name: String,
+    issuers: Vec<String>,
+    audience: Option<String>,
+    /// Relative URL patterns in grants resolve against the audience (the hub's URL).
+    base: Option<url::Url>,
     warnings: Vec<String>,
 }
 
@@ -132,6 +202,12 @@ impl Authorizer {
             subscriber,
             validation,
             cookie_name: config.cookie_name.clone(),
+            issuers: config.issuers.clone(),
+            audience: config.audience.clone(),
+            base: config
+                .audience
+                .as_deref()
+                .and_then(|a| url::Url::parse(a).ok()),
             warnings,
         })
     }
@@ -203,10 +279,16 @@ impl Authorizer {
     fn verify_at(&self, role: Role, token: &str, now: u64) -> Result<Claims, AuthError> {
         let key = self.key(role).ok_or(AuthError::NotConfigured { role })?;
         // jsonwebtoken only says "InvalidAlgorithm"; reading `alg` first lets the error name it.
-        check_header(token, self.algorithm)?;
+        let access_token = check_header(token, self.algorithm)?;
         let raw = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation)
             .map_err(|e| decode_error(e, token, role))?
             .claims;
+        // Draft-08: a typed access token, or one with authorization details, gets every check of
+        // RFC 9068, whatever else it carries.
+        let draft08 = access_token || raw.authorization_details.is_some();
+        if draft08 {
+            self.check_access_token(access_token, &raw)?;
+        }
 
         let expires_at = raw.exp.as_ref().map(numeric_date);
         if let Some(expired_at) = expires_at
@@ -219,18 +301,160 @@ impl Authorizer {
         {
             return Err(AuthError::NotYetValid { not_before, now });
         }
+        if draft08 {
+            let grants = parse_details(raw.authorization_details.as_ref(), self.base.as_ref())?;
+            return Ok(Claims {
+                expires_at,
+                grants: Some(grants),
+                ..Claims::default()
+            });
+        }
         Ok(Claims {
             expires_at,
             ..raw.mercure.unwrap_or_default()
         })
     }
+
+    /// RFC 9068's checks of a draft-08 token: `typ`, a trusted `iss`, this hub in `aud`, an `exp`.
+    fn check_access_token(&self, typed: bool, raw: &RawClaims) -> Result<(), AuthError> {
+        if !typed {
+            return Err(malformed(
+                "a token with authorization_details is an RFC 9068 access token: its header needs typ at+jwt",
+            ));
+        }
+        match raw.iss.as_deref() {
+            None => return Err(malformed("an at+jwt token needs an iss claim")),
+            Some(iss) if !self.issuers.iter().any(|i| i == iss) => {
+                return Err(AuthError::UntrustedIssuer { found: quote(iss) });
+            }
+            Some(_) => {}
+        }
+        let audience = self.audience.as_deref().unwrap_or_default();
+        let named = match &raw.aud {
+            None => false,
+            Some(Audience::One(aud)) => aud == audience,
+            Some(Audience::Many(list)) => list.iter().any(|a| a == audience),
+        };
+        if !named {
+            return Err(AuthError::WrongAudience {
+                expected: audience.to_owned(),
+            });
+        }
+        if raw.exp.is_none() {
+            return Err(malformed("an at+jwt token needs an exp claim"));
+        }
+        Ok(())
+    }
 }
 
-/// Reads the header's `alg` and compares it with the hub's before any cryptography runs.
-fn check_header(token: &str, expected: Algorithm) -> Result<(), AuthError> {
+/// Mercure's `authorization_details` (RFC 9396): entries of [`MERCURE_DETAIL_TYPE`], others ignored. Any
+/// malformed Mercure entry refuses the whole token (no partial grants).
+fn parse_details(
+    details: Option<&serde_json::Value>,
+    base: Option<&url::Url>,
+) -> Result<Grants, AuthError> {
+    use serde_json::Value;
+    let bad = |why: &str| AuthError::Malformed(format!("authorization_details: {why}"));
+    let mut grants = Grants::default();
+    let Some(details) = details else {
+        return Ok(grants);
+    };
+    let Value::Array(entries) = details else {
+        return Err(bad("must be an array"));
+    };
+    if entries.len() > MAX_DETAILS {
+        return Err(bad(&format!("more than {MAX_DETAILS} entries")));
+    }
+    let mut topic_count = 0;
+    for entry in entries {
+        let Value::Object(entry) = entry else {
+            return Err(bad("each entry must be an object"));
+        };
+        if entry.get("type").and_then(Value::as_str) != Some(MERCURE_DETAIL_TYPE) {
+            continue;
+        }
+        let Some(Value::Array(actions)) = entry.get("actions") else {
+            return Err(bad("a Mercure entry needs actions, an array"));
+        };
+        if actions.is_empty() {
+            return Err(bad("actions is empty"));
+        }
+        let mut publish = false;
+        let mut subscribe = false;
+        for action in actions {
+            match action.as_str() {
+                Some("publish") => publish = true,
+                Some("subscribe") => subscribe = true,
+                Some(_) => {}
+                None => return Err(bad("every action must be a string")),
+            }
+        }
+        let Some(Value::Array(list)) = entry.get("topics") else {
+            return Err(bad("a Mercure entry needs topics, an array"));
+        };
+        if list.is_empty() {
+            return Err(bad("topics is empty"));
+        }
+        topic_count += list.len();
+        if topic_count > MAX_DETAILS {
+            return Err(bad(&format!("more than {MAX_DETAILS} topics")));
+        }
+        let mut matchers = Vec::with_capacity(list.len());
+        for topic in list {
+            let Value::Object(topic) = topic else {
+                return Err(bad(
+                    "each topic must be an object like {\"match\": \"…\", \"match_type\": \"exact\"}",
+                ));
+            };
+            let Some(value) = topic.get("match").and_then(Value::as_str) else {
+                return Err(bad("each topic needs match, a string"));
+            };
+            let matcher = match topic.get("match_type") {
+                None => Matcher::exact(value),
+                Some(Value::String(t)) if t == "exact" => Matcher::exact(value),
+                Some(Value::String(t)) if t == "urlpattern" => {
+                    tidings_hub::Selector::url_pattern(value, base)
+                        .map_err(|e| bad(&format!("topic {:?}: {e}", quote(value))))?;
+                    Matcher::url_pattern(value)
+                }
+                Some(_) => return Err(bad("match_type must be exact or urlpattern")),
+            };
+            matchers.push(matcher);
+        }
+        let payload = match entry.get("payload") {
+            None | Some(Value::Null) => None,
+            Some(p @ Value::Object(_)) => Some(p.clone()),
+            Some(_) => return Err(bad("payload must be an object")),
+        };
+        if publish {
+            grants.publish.extend(matchers.iter().cloned());
+        }
+        if subscribe {
+            if let Some(payload) = payload {
+                grants.payloads.push((matchers.clone(), payload));
+            }
+            grants.subscribe.extend(matchers);
+        }
+    }
+    Ok(grants)
+}
+
+/// Reads the header's `alg` and compares it with the hub's before any cryptography runs; refuses keys
+/// carried in the header (`jwk`, `jku`, `x5u`: only configured keys are trusted). Returns whether `typ`
+/// is RFC 9068's `at+jwt`.
+fn check_header(token: &str, expected: Algorithm) -> Result<bool, AuthError> {
     #[derive(Deserialize)]
     struct RawHeader {
         alg: Option<String>,
+        // Any JSON: jsonwebtoken types the header later and says what is wrong.
+        #[serde(default)]
+        typ: Option<serde_json::Value>,
+        #[serde(default)]
+        jwk: Option<serde_json::Value>,
+        #[serde(default)]
+        jku: Option<serde_json::Value>,
+        #[serde(default)]
+        x5u: Option<serde_json::Value>,
     }
 
     if token.is_empty() {
@@ -258,7 +482,20 @@ fn check_header(token: &str, expected: Algorithm) -> Result<(), AuthError> {
             found: quote(&alg),
         });
     }
-    Ok(())
+    if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() {
+        return Err(malformed(
+            "the JWT header carries a key (jwk, jku or x5u): this hub trusts only its configured keys",
+        ));
+    }
+    let typ = header
+        .typ
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_ascii_lowercase);
+    Ok(matches!(
+        typ.as_deref(),
+        Some("at+jwt" | "application/at+jwt")
+    ))
 }
 
 /// Maps a jsonwebtoken decode failure to the check that failed. Only runs on the error path, so it may

@@ -24,17 +24,18 @@ pub(crate) async fn publish(
     // Authorize before reading the body: an anonymous flood costs nothing.
     let token =
         crate::auth::token_from_request(&headers, query.as_deref(), &state.config.cookie_name)
-            .map_err(|e| ApiError::unauthorized(e.to_string()))?
+            .map_err(|e| state.token_error(&e))?
             .ok_or_else(|| {
                 ApiError::unauthorized(format!(
-                    "{}; publishing always needs a token with a mercure.publish claim",
+                    "{}; publishing always needs a token that grants publish",
                     state.auth.missing()
                 ))
+                .bearer_challenge(None, &state.metadata_url())
             })?;
     let claims = state
         .auth
         .verify_publisher(&token.value)
-        .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        .map_err(|e| state.token_error(&e))?;
     if token.source == TokenSource::Cookie {
         check_cookie_origin(&headers, &state.config.publish_origins)?;
     }
@@ -71,19 +72,20 @@ pub(crate) async fn publish(
         check_topic(topic, &state.public_url)?;
     }
     let allowed: Vec<Selector> = claims
-        .publish
-        .unwrap_or_default()
+        .publish_matchers()
         .iter()
-        .map(|s| state.hub.selector(s))
+        .filter_map(|m| state.hub.matcher(m).ok())
         .collect();
     if let Some(topic) = form
         .topics
         .iter()
         .find(|t| !allowed.iter().any(|s| s.matches(t)))
     {
-        return Err(ApiError::forbidden(format!(
-            "the token's mercure.publish selectors do not allow topic {topic:?}"
-        )));
+        return Err(state.insufficient_scope(if claims.grants.is_some() {
+            format!("the token's authorization_details grant no publish on topic {topic:?}")
+        } else {
+            format!("the token's mercure.publish selectors do not allow topic {topic:?}")
+        }));
     }
     check_fields(&form)?;
     let mut update =

@@ -22,6 +22,7 @@ fn full_claims() -> MintClaims {
         subscribe: Some(vec!["*".to_owned()]),
         payload: Some(serde_json::json!({"user": "alice", "n": 1})),
         ttl: Some(Duration::from_secs(3_600)),
+        draft08: None,
     }
 }
 
@@ -407,7 +408,7 @@ fn no_input_panics() {
     );
     assert!(matches!(
         token_from_request(&binary, None, "c"),
-        Err(AuthError::Malformed(_))
+        Err(AuthError::Presentation(_))
     ));
     binary.remove(AUTHORIZATION);
     binary.insert(
@@ -416,7 +417,7 @@ fn no_input_panics() {
     );
     assert!(matches!(
         token_from_request(&binary, None, "c"),
-        Err(AuthError::Malformed(_))
+        Err(AuthError::Presentation(_))
     ));
     for secs in [0, 1, 951_782_400, NOW, u64::MAX] {
         let _ = format_unix_time(secs);
