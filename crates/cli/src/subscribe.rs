@@ -19,9 +19,18 @@ use tidings_client::{Error, EventSource, StreamItem};
 pub(crate) struct Args {
     /// The stream URL (with --topic: the hub's URL, e.g. http://127.0.0.1:3000/.well-known/mercure).
     url: String,
-    /// A Mercure topic or selector to subscribe to (repeatable); added to the URL's query.
+    /// A Mercure draft-07 topic or URI template to subscribe to (repeatable);
+    /// added to the URL's query as topic=.
     #[arg(long)]
     topic: Vec<String>,
+    /// A Mercure draft-08 exact topic (* for every topic) to subscribe to
+    /// (repeatable); added as match=.
+    #[arg(long = "match", value_name = "TOPIC")]
+    match_exact: Vec<String>,
+    /// A Mercure draft-08 URL pattern to subscribe to, like
+    /// https://example.com/books/:id (repeatable); added as match_urlpattern=.
+    #[arg(long, value_name = "PATTERN")]
+    match_urlpattern: Vec<String>,
     /// Resume after this event id (`earliest` replays a Mercure hub's history).
     #[arg(long)]
     last_event_id: Option<String>,
@@ -55,20 +64,30 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(follow(args))
 }
 
-/// The URL with `topic=` parameters appended.
-fn stream_url(url: &str, topics: &[String]) -> anyhow::Result<String> {
+/// The URL with `name=value` selector parameters appended (`topic`,
+/// `match`, `match_urlpattern`).
+fn stream_url(url: &str, selectors: &[(&str, &[String])]) -> anyhow::Result<String> {
     let mut url = url::Url::parse(url).with_context(|| format!("invalid URL {url:?}"))?;
-    if !topics.is_empty() {
+    if selectors.iter().any(|(_, values)| !values.is_empty()) {
         let mut query = url.query_pairs_mut();
-        for topic in topics {
-            query.append_pair("topic", topic);
+        for (name, values) in selectors {
+            for value in *values {
+                query.append_pair(name, value);
+            }
         }
     }
     Ok(url.into())
 }
 
 async fn follow(args: Args) -> anyhow::Result<ExitCode> {
-    let url = stream_url(&args.url, &args.topic)?;
+    let url = stream_url(
+        &args.url,
+        &[
+            ("topic", &args.topic),
+            ("match", &args.match_exact),
+            ("match_urlpattern", &args.match_urlpattern),
+        ],
+    )?;
     let mut builder = EventSource::builder(&url);
     for header in &args.header {
         let (name, value) = header

@@ -20,6 +20,10 @@ struct Hub {
 
 impl Hub {
     fn start() -> Hub {
+        Hub::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Hub {
         let mut child = tidings()
             .args([
                 "serve",
@@ -31,6 +35,7 @@ impl Hub {
                 KEY,
                 "--anonymous",
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -348,5 +353,79 @@ fn a_refused_subscription_shows_the_hubs_reason() {
     assert!(
         stderr.contains("400 Bad Request: missing topic parameter"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn draft_08_tokens_and_matchers_from_the_command_line() {
+    let issuer = "https://issuer.example";
+    let hub = Hub::start_with(&["--jwt-issuer", issuer]);
+    let (subscriber, connected) = spawn_subscriber(&[
+        "subscribe",
+        &hub.url,
+        "--match",
+        "urn:a",
+        "--match-urlpattern",
+        "https://example.com/books/:id",
+        "--json",
+        "--max-events",
+        "2",
+        "--timeout",
+        "20",
+    ]);
+    connected
+        .recv_timeout(Duration::from_secs(10))
+        .expect("subscriber connected");
+    let token = run(tidings().args([
+        "token",
+        "--key",
+        KEY,
+        "--draft",
+        "08",
+        "--issuer",
+        issuer,
+        "--audience",
+        &hub.url,
+        "--publish",
+        "urn:a",
+        "--publish",
+        "urn:b",
+        "--publish-urlpattern",
+        "https://example.com/books/:id",
+    ]));
+    assert!(token.status.success(), "{token:?}");
+    let token = stdout(&token).trim().to_owned();
+    for (topic, id) in [
+        ("urn:b", "b"),
+        ("urn:a", "a"),
+        ("https://example.com/books/1", "book"),
+    ] {
+        let published = run(tidings().args([
+            "publish", &hub.url, "--topic", topic, "--data", id, "--id", id, "--token", &token,
+        ]));
+        assert_eq!(stdout(&published).trim(), id, "{published:?}");
+    }
+    // Not granted by the token: refused, with the hub's reason.
+    let refused = run(tidings().args([
+        "publish", &hub.url, "--topic", "urn:c", "--data", "x", "--token", &token,
+    ]));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{refused:?}"
+    );
+    let output = subscriber.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output),
+        "{\"type\":\"message\",\"data\":\"a\",\"id\":\"a\"}\n{\"type\":\"message\",\"data\":\"book\",\"id\":\"book\"}\n"
+    );
+    // A draft-08 token needs its issuer and audience.
+    let incomplete =
+        run(tidings().args(["token", "--key", KEY, "--draft", "08", "--publish", "x"]));
+    assert!(!incomplete.status.success());
+    assert!(
+        String::from_utf8_lossy(&incomplete.stderr).contains("--issuer"),
+        "{incomplete:?}"
     );
 }
