@@ -52,6 +52,8 @@ fuzz() { # crate dir, target, seeds dir, extra libFuzzer flags...
 fuzz crates/codec decode fuzz/seeds/decode -dict=fuzz/decode.dict
 fuzz crates/server publish_body fuzz/seeds/publish
 fuzz crates/server selector fuzz/seeds/selector
+# A 2 s per-input timeout: a match that is not linear in its input fails.
+fuzz crates/server url_pattern fuzz/seeds/url_pattern -timeout=2 -max_len=8192
 
 step "browser tests (Debian's Chromium, installed when missing)"
 tests/browser/run.sh

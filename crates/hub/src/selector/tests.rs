@@ -618,3 +618,18 @@ fn cache_is_shared_across_threads() {
     assert_eq!(cache.len(), 20);
     assert!(format!("{cache:?}").contains("len: 20"));
 }
+
+#[test]
+fn regression_a_closing_bracket_without_an_opening_one_is_refused_not_a_panic() {
+    // urlpattern 0.6.0 underflows its IPv6 bracket depth here (found by the
+    // url_pattern fuzz target).
+    let base = url::Url::parse("https://hub.example.com/.well-known/mercure").unwrap();
+    for bad in ["https://example.co]/books/:id", "]", "https://a/(x])"] {
+        assert!(Selector::url_pattern(bad, Some(&base)).is_err(), "{bad}");
+    }
+    for good in [r"https://example.com/a\]b", "https://example.com/([a-z]+)"] {
+        assert!(Selector::url_pattern(good, Some(&base)).is_ok(), "{good}");
+    }
+    let class = Selector::url_pattern("https://example.com/([a-z]+)", Some(&base)).unwrap();
+    assert!(class.matches("https://example.com/abc") && !class.matches("https://example.com/a1"));
+}
