@@ -340,6 +340,7 @@ impl Hub {
                 .subscriber
                 .unwrap_or_else(|| format!("urn:uuid:{}", uuid::Uuid::now_v7())),
             topics: request.selectors.iter().map(|m| m.value.clone()).collect(),
+            match_types: request.selectors.iter().map(|m| m.match_type).collect(),
             connected_at_ms: now_ms(),
             payload: request.payload,
         };
@@ -757,13 +758,19 @@ impl Shared {
     }
 }
 
+/// A subscription's events, each in its selector's draft: draft-07's
+/// JSON-LD as type `Subscription`, draft-08's plain JSON as type `mercure`.
 fn presence_updates(info: &SubscriptionInfo, active: bool) -> impl Iterator<Item = Update> + '_ {
-    info.topics.iter().map(move |selector| {
+    info.selectors().map(move |(match_type, selector)| {
+        let event_type = match match_type {
+            crate::MatchType::Topic => "Subscription",
+            _ => "mercure",
+        };
         Update::new(
-            info.topic_for(selector),
-            info.to_json(selector, active).to_string(),
+            info.event_topic(match_type, selector),
+            info.document(match_type, selector, active).to_string(),
         )
-        .event_type("Subscription")
+        .event_type(event_type)
         .private(true)
     })
 }

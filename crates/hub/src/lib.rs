@@ -93,7 +93,8 @@ pub use log::{
     TailEvent,
 };
 pub use presence::{
-    LocalPresence, Presence, Reaped, SUBSCRIPTIONS_PREFIX, SubscriptionInfo, subscription_topic,
+    LocalPresence, Presence, Reaped, SUBSCRIPTIONS_PREFIX, SubscriptionInfo,
+    draft08_subscription_topic, subscription_topic,
 };
 pub use selector::{
     MAX_TEMPLATE_LEN, MAX_TEMPLATE_VARIABLES, MAX_URL_PATTERN_LEN, MatchType, Matcher,

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::log::LogFuture;
+use crate::selector::MatchType;
 
 /// Where a node keeps its subscriptions for the other nodes to see. The hub
 /// lists its own subscriptions from memory and asks this seam for the others.
@@ -70,6 +71,11 @@ pub struct SubscriptionInfo {
     pub subscriber: String,
     /// The topic selectors it subscribed with.
     pub topics: Vec<String>,
+    /// How each of `topics` is read, in the same order: `topic` (draft-07)
+    /// or a draft-08 matcher type. Empty (as nodes that predate draft-08
+    /// write it) means draft-07 for all.
+    #[serde(default)]
+    pub match_types: Vec<MatchType>,
     /// When it connected, in milliseconds since the Unix epoch.
     pub connected_at_ms: u64,
     /// The `payload` of the subscriber's token, if any.
@@ -77,11 +83,50 @@ pub struct SubscriptionInfo {
 }
 
 impl SubscriptionInfo {
+    /// Each selector with how it is read.
+    pub fn selectors(&self) -> impl Iterator<Item = (MatchType, &str)> {
+        self.topics.iter().enumerate().map(|(i, topic)| {
+            let match_type = self.match_types.get(i).copied().unwrap_or(MatchType::Topic);
+            (match_type, topic.as_str())
+        })
+    }
+
     /// The Mercure topic (and JSON-LD id) for this subscriber's subscription
     /// to `selector`: `/.well-known/mercure/subscriptions/{selector}/{subscriber}`,
     /// both parts percent-encoded.
     pub fn topic_for(&self, selector: &str) -> String {
         subscription_topic(selector, &self.subscriber)
+    }
+
+    /// The topic of a subscription event in its draft's shape: draft-07's
+    /// [`SubscriptionInfo::topic_for`], or draft-08's
+    /// `/.well-known/mercure/subscriptions/{match_type}/{match}/{subscriber}`.
+    pub fn event_topic(&self, match_type: MatchType, selector: &str) -> String {
+        match match_type {
+            MatchType::Topic => self.topic_for(selector),
+            _ => draft08_subscription_topic(match_type, selector, &self.subscriber),
+        }
+    }
+
+    /// The document of this subscription to `selector` in its draft's shape:
+    /// draft-07's [`SubscriptionInfo::to_json`], or draft-08's plain JSON
+    /// (`match` and `match_type` instead of `topic`).
+    pub fn document(&self, match_type: MatchType, selector: &str, active: bool) -> Value {
+        if match_type == MatchType::Topic {
+            return self.to_json(selector, active);
+        }
+        let mut doc = json!({
+            "id": self.event_topic(match_type, selector),
+            "type": "subscription",
+            "match": selector,
+            "match_type": match_type.as_str(),
+            "subscriber": self.subscriber,
+            "active": active,
+        });
+        if let Some(payload) = &self.payload {
+            doc["payload"] = payload.clone();
+        }
+        doc
     }
 
     /// The JSON document Mercure publishes and lists for this subscription to
@@ -101,6 +146,27 @@ impl SubscriptionInfo {
     }
 }
 
+/// Draft-08's `/.well-known/mercure/subscriptions/{match_type}/{match}/{subscriber}`,
+/// each part percent-encoded once (all but RFC 3986's unreserved characters).
+pub fn draft08_subscription_topic(
+    match_type: MatchType,
+    selector: &str,
+    subscriber: &str,
+) -> String {
+    const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let escape = |s: &str| percent_encoding::utf8_percent_encode(s, COMPONENT).to_string();
+    format!(
+        "{SUBSCRIPTIONS_PREFIX}/{}/{}/{}",
+        match_type.as_str(),
+        escape(selector),
+        escape(subscriber)
+    )
+}
+
 /// `/.well-known/mercure/subscriptions/{selector}/{subscriber}`, escaped as Go's
 /// `url.QueryEscape` does (the stable Mercure hub's choice).
 pub fn subscription_topic(selector: &str, subscriber: &str) -> String {
@@ -117,10 +183,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn draft_08_shaped_document_and_topic() {
+        let info = SubscriptionInfo {
+            subscriber: "urn:uuid:1".into(),
+            topics: vec!["https://example.com/:id".into(), "urn:x".into()],
+            match_types: vec![MatchType::UrlPattern, MatchType::Exact],
+            connected_at_ms: 0,
+            payload: None,
+        };
+        let topic = "/.well-known/mercure/subscriptions/urlpattern/https%3A%2F%2Fexample.com%2F%3Aid/urn%3Auuid%3A1";
+        assert_eq!(
+            info.event_topic(MatchType::UrlPattern, "https://example.com/:id"),
+            topic
+        );
+        assert_eq!(
+            info.document(MatchType::UrlPattern, "https://example.com/:id", false),
+            json!({
+                "id": topic,
+                "type": "subscription",
+                "match": "https://example.com/:id",
+                "match_type": "urlpattern",
+                "subscriber": "urn:uuid:1",
+                "active": false,
+            })
+        );
+        let kinds: Vec<_> = info.selectors().map(|(t, _)| t).collect();
+        assert_eq!(kinds, [MatchType::UrlPattern, MatchType::Exact]);
+    }
+
+    #[test]
     fn mercure_shaped_document() {
         let info = SubscriptionInfo {
             subscriber: "urn:uuid:1".into(),
             topics: vec!["https://example.com/{id}".into()],
+            match_types: Vec::new(),
             connected_at_ms: 0,
             payload: Some(json!({"user": "ann"})),
         };

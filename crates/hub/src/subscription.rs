@@ -136,6 +136,7 @@ impl Subscriber {
                 .iter()
                 .map(|s| s.as_str().to_owned())
                 .collect(),
+            match_types: self.selectors.iter().map(|s| s.match_type()).collect(),
             connected_at_ms: self.connected_at_ms,
             payload: self.payload.clone(),
         }

@@ -15,7 +15,8 @@ use crate::state::SharedState;
 
 const ALLOW_METHODS: &str = "GET, HEAD, POST, OPTIONS";
 const ALLOW_HEADERS: &str = "authorization, cache-control, last-event-id, content-type";
-const EXPOSE_HEADERS: &str = "last-event-id, tidings-history-gap";
+const EXPOSE_HEADERS: &str =
+    "last-event-id, mercure-last-event-id, link, www-authenticate, tidings-history-gap";
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "600";
 

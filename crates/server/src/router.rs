@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tidings_hub::SUBSCRIPTIONS_PREFIX;
+use tidings_hub::{MatchType, SUBSCRIPTIONS_PREFIX, draft08_subscription_topic};
 
 use crate::error::ApiError;
 use crate::state::SharedState;
@@ -42,6 +42,10 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route(
             "/.well-known/mercure/subscriptions/{topic}/{subscriber}",
             get(subscription),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{match_type}/{match}/{subscriber}",
+            get(draft08_subscription),
         )
         .route(
             "/.well-known/oauth-protected-resource/.well-known/mercure",
@@ -236,26 +240,82 @@ fn authorize_presence(
     }
 }
 
-async fn subscriptions_document(
+/// The subscriptions the API lists, each in its selector's draft's shape.
+async fn documents(
     state: &SharedState,
-    id: String,
-    filter: impl Fn(&str, &str) -> bool,
-) -> Result<Response, ApiError> {
+    filter: impl Fn(MatchType, &str, &str) -> bool,
+) -> Result<Vec<serde_json::Value>, ApiError> {
     let mut list = Vec::new();
     for info in state.hub.subscriptions().await? {
-        for topic in &info.topics {
-            if filter(topic, &info.subscriber) {
-                list.push(info.to_json(topic, true));
+        for (match_type, selector) in info.selectors() {
+            if filter(match_type, selector, &info.subscriber) {
+                list.push(info.document(match_type, selector, true));
             }
         }
     }
-    Ok(json_ld(json!({
+    Ok(list)
+}
+
+/// Draft-08 moved the API's cursor out of the body into a `Link` header.
+fn cursor_link(state: &SharedState) -> String {
+    format!(
+        "<{}>; rel=\"mercure\"; last-event-id=\"{}\"; type=\"mercure\"; content-type=\"application/json\"",
+        state.public_url,
+        state.hub.last_event_id().replace(['"', '\\'], "")
+    )
+}
+
+/// Whether a request asks for draft-08's plain JSON (`Accept:
+/// application/json` without JSON-LD) rather than draft-07's JSON-LD.
+fn wants_plain_json(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("application/json") && !accept.contains("ld+json")
+}
+
+/// A list in draft-08's shape (plain JSON, the cursor in `Link`).
+fn draft08_list(state: &SharedState, id: String, list: Vec<serde_json::Value>) -> Response {
+    draft08_doc(
+        state,
+        json!({"id": id, "type": "subscriptions", "subscriptions": list}),
+    )
+}
+
+fn draft08_doc(state: &SharedState, doc: serde_json::Value) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::LINK, cursor_link(state)),
+        ],
+        doc.to_string(),
+    )
+        .into_response()
+}
+
+/// A list in draft-07's shape (JSON-LD, the cursor in `lastEventID`), with
+/// draft-08's `Link` too.
+fn draft07_list(state: &SharedState, id: String, list: Vec<serde_json::Value>) -> Response {
+    let mut response = json_ld(json!({
         "@context": "https://mercure.rocks/",
         "id": id,
         "type": "Subscriptions",
         "lastEventID": state.hub.last_event_id(),
         "subscriptions": list,
-    })))
+    }));
+    if let Ok(link) = header::HeaderValue::from_str(&cursor_link(state)) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+fn draft08_type(segment: &str) -> Option<MatchType> {
+    match segment {
+        "exact" => Some(MatchType::Exact),
+        "urlpattern" => Some(MatchType::UrlPattern),
+        _ => None,
+    }
 }
 
 async fn subscriptions(
@@ -264,7 +324,12 @@ async fn subscriptions(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     authorize_presence(&state, &headers, query.as_deref(), SUBSCRIPTIONS_PREFIX)?;
-    subscriptions_document(&state, SUBSCRIPTIONS_PREFIX.into(), |_, _| true).await
+    let list = documents(&state, |_, _, _| true).await?;
+    Ok(if wants_plain_json(&headers) {
+        draft08_list(&state, SUBSCRIPTIONS_PREFIX.into(), list)
+    } else {
+        draft07_list(&state, SUBSCRIPTIONS_PREFIX.into(), list)
+    })
 }
 
 async fn subscriptions_for_topic(
@@ -275,23 +340,34 @@ async fn subscriptions_for_topic(
 ) -> Result<Response, ApiError> {
     let id = format!("{SUBSCRIPTIONS_PREFIX}/{}", escape(&topic));
     authorize_presence(&state, &headers, query.as_deref(), &id)?;
-    subscriptions_document(&state, id, |t, _| t == topic).await
+    let list = documents(&state, |t, s, _| t == MatchType::Topic && s == topic).await?;
+    Ok(draft07_list(&state, id, list))
 }
 
+/// Two segments: draft-08's `{match_type}/{match}` when the first is a
+/// matcher type, else draft-07's `{topic}/{subscriber}`.
 async fn subscription(
     State(state): State<SharedState>,
-    Path((topic, subscriber)): Path<(String, String)>,
+    Path((first, second)): Path<(String, String)>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    if let Some(match_type) = draft08_type(&first) {
+        let id = draft08_subscription_topic(match_type, &second, "");
+        let id = id.trim_end_matches('/').to_owned();
+        authorize_presence(&state, &headers, query.as_deref(), &id)?;
+        let list = documents(&state, |t, s, _| t == match_type && s == second).await?;
+        return Ok(draft08_list(&state, id, list));
+    }
+    let (topic, subscriber) = (first, second);
     let id = tidings_hub::subscription_topic(&topic, &subscriber);
     authorize_presence(&state, &headers, query.as_deref(), &id)?;
-    let found = state
-        .hub
-        .subscriptions()
-        .await?
-        .into_iter()
-        .find(|info| info.subscriber == subscriber && info.topics.contains(&topic));
+    let found = state.hub.subscriptions().await?.into_iter().find(|info| {
+        info.subscriber == subscriber
+            && info
+                .selectors()
+                .any(|(t, s)| t == MatchType::Topic && s == topic)
+    });
     match found {
         Some(info) => {
             let mut doc = info.to_json(&topic, true);
@@ -299,6 +375,39 @@ async fn subscription(
             doc["lastEventID"] = json!(state.hub.last_event_id());
             Ok(json_ld(doc))
         }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such active subscription",
+        )),
+    }
+}
+
+/// Draft-08's `{match_type}/{match}/{subscriber}`.
+async fn draft08_subscription(
+    State(state): State<SharedState>,
+    Path((kind, selector, subscriber)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let Some(match_type) = draft08_type(&kind) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such subscription path: /subscriptions/{exact|urlpattern}/{match}/{subscriber}",
+        ));
+    };
+    let id = draft08_subscription_topic(match_type, &selector, &subscriber);
+    authorize_presence(&state, &headers, query.as_deref(), &id)?;
+    let found = state.hub.subscriptions().await?.into_iter().find(|info| {
+        info.subscriber == subscriber
+            && info
+                .selectors()
+                .any(|(t, s)| t == match_type && s == selector)
+    });
+    match found {
+        Some(info) => Ok(draft08_doc(
+            &state,
+            info.document(match_type, &selector, true),
+        )),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no such active subscription",

@@ -645,3 +645,134 @@ async fn minted_draft_08_tokens_are_accepted() {
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn subscription_events_and_the_api_speak_each_subscribers_draft() {
+    let hub = TestHub::start(tidings_server::Config {
+        public_url: Some(HUB_URL.into()),
+        jwt_issuer: vec![ISSUER.into()],
+        subscriptions: true,
+        ..config()
+    })
+    .await;
+    let watcher = sign(
+        at_jwt(),
+        details(
+            &["subscribe"],
+            &[("/.well-known/mercure/subscriptions{/*}?", "urlpattern")],
+        ),
+    );
+    let bearer = format!("Bearer {watcher}");
+    let mut events = hub
+        .subscribe(
+            &format!(
+                "match_urlpattern={}",
+                encode("/.well-known/mercure/subscriptions{/*}?")
+            ),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    // The watcher sees its own subscription announced first.
+    let own: serde_json::Value = serde_json::from_str(&events.event().await.data).unwrap();
+    assert_eq!(own["match"], "/.well-known/mercure/subscriptions{/*}?");
+    // A draft-08 subscriber: a `mercure` event, plain JSON, draft-08's topic.
+    let _new = hub
+        .subscribe(
+            &format!("match_urlpattern={}", encode("https://example.com/:id")),
+            &[],
+        )
+        .await;
+    let event = events.event().await;
+    assert_eq!(event.event_type, "mercure");
+    let doc: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    let subscriber = doc["subscriber"].as_str().unwrap().to_owned();
+    let topic = format!(
+        "/.well-known/mercure/subscriptions/urlpattern/https%3A%2F%2Fexample.com%2F%3Aid/{}",
+        encode(&subscriber).replace('+', "%20")
+    );
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "id": topic,
+            "type": "subscription",
+            "match": "https://example.com/:id",
+            "match_type": "urlpattern",
+            "subscriber": subscriber,
+            "active": true,
+        })
+    );
+    // A draft-07 subscriber beside it: draft-07's event, as before.
+    let _old = hub.subscribe("topic=urn%3Aold", &[]).await;
+    let event = events.event().await;
+    assert_eq!(event.event_type, "Subscription");
+    let old: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(old["topic"], "urn:old");
+    assert_eq!(old["type"], "Subscription");
+
+    // The API: one subscription in draft-08's shape, the cursor in Link.
+    let mut conn = hub.connect().await;
+    let one = conn.get(&topic, &[("authorization", &bearer)]).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert_eq!(one.header("content-type"), Some("application/json"));
+    let link = one.header("link").unwrap_or_default().to_owned();
+    assert!(
+        link.starts_with(&format!("<{HUB_URL}>; rel=\"mercure\"; last-event-id=\""))
+            && link.ends_with("type=\"mercure\"; content-type=\"application/json\""),
+        "{link}"
+    );
+    let one: serde_json::Value = serde_json::from_str(&one.body).unwrap();
+    assert_eq!(one["match_type"], "urlpattern");
+    assert!(one.get("@context").is_none());
+    // By matcher: the list, plain JSON.
+    let by_match = conn
+        .get(
+            "/.well-known/mercure/subscriptions/urlpattern/https%3A%2F%2Fexample.com%2F%3Aid",
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(by_match.status, StatusCode::OK, "{}", by_match.body);
+    let by_match: serde_json::Value = serde_json::from_str(&by_match.body).unwrap();
+    assert_eq!(by_match["type"], "subscriptions");
+    assert_eq!(by_match["subscriptions"].as_array().unwrap().len(), 1);
+    // Everything: JSON-LD by default (draft-07 clients), plain JSON when asked.
+    let all = conn
+        .get(
+            "/.well-known/mercure/subscriptions",
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(all.header("content-type"), Some("application/ld+json"));
+    let all = conn
+        .get(
+            "/.well-known/mercure/subscriptions",
+            &[("authorization", &bearer), ("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(all.header("content-type"), Some("application/json"));
+    let all: serde_json::Value = serde_json::from_str(&all.body).unwrap();
+    let kinds: Vec<_> = all["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.contains(&"subscription".to_owned()) && kinds.contains(&"Subscription".to_owned()),
+        "{kinds:?}"
+    );
+    // Missing: 404; no grant on the path: 403.
+    let missing = conn
+        .get(
+            "/.well-known/mercure/subscriptions/exact/urn%3Anone/urn%3Auuid%3Ax",
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let other = format!(
+        "Bearer {}",
+        sign(at_jwt(), details(&["subscribe"], &[("urn:x", "exact")]))
+    );
+    let refused = conn.get(&topic, &[("authorization", &other)]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    hub.stop().await;
+}

@@ -122,7 +122,9 @@ async fn regression_cors_is_the_same_on_the_lean_and_the_routed_path() {
         );
         assert_eq!(
             get("access-control-expose-headers"),
-            Some("last-event-id, tidings-history-gap"),
+            Some(
+                "last-event-id, mercure-last-event-id, link, www-authenticate, tidings-history-gap"
+            ),
             "{path}"
         );
     }
