@@ -263,3 +263,21 @@ test('with --demo the chart fills; screenshots at laptop and phone widths', asyn
   }
   assertNoPageErrors(desktop, phone, narrow);
 });
+
+test('subscribes with Mercure draft-08 URL patterns when asked to', async (t) => {
+  const hub = await startHub(t, { dataDir: await tempDataDir(t) });
+  const page = await openPage(t, browser, hub.url);
+  await waitForState(page, 'open', { hub });
+  await page.fill('#topics', 'https://example.com/books/:id');
+  await page.selectOption('#selector-kind', 'match_urlpattern');
+  await page.click('#subscribe');
+  await waitUntil(page, 'the draft-08 stream', () => document.querySelector('#state').textContent.trim() === 'open'
+    && /Subscribed to https:\/\/example.com\/books\/:id/.test(document.body.textContent), undefined, { hub });
+  const token = await demoToken(hub);
+  await publish(hub, token, { topic: 'https://example.com/authors/1', data: 'not a book' });
+  const id = await publish(hub, token, { topic: 'https://example.com/books/1', data: unique('a book') });
+  await waitForEvents(page, [id], { hub });
+  const ids = (await logEntries(page)).map((e) => e.id);
+  assert.deepEqual(ids, [id], 'only the update the pattern matches');
+  assertNoPageErrors(page);
+});
