@@ -9,7 +9,8 @@
 //! - trimming past a `Last-Event-ID`;
 //! - private updates across nodes;
 //! - presence across nodes, and a killed node's subscriptions;
-//! - the tail's connection killed.
+//! - the tail's connection killed;
+//! - Mercure draft-08 matchers, tokens and presence across nodes.
 
 #[path = "../../../hub/tests/support/redis_server.rs"]
 mod redis_server;
@@ -616,4 +617,105 @@ async fn rediss_with_a_password_in_the_url_verifies_the_server_certificate() {
             "no password in the message"
         );
     }
+}
+
+/// A draft-08 token for the cluster's public URL, signed with the cluster's key.
+fn draft08_token(publish: &[&str], subscribe_patterns: &[&str]) -> String {
+    tidings_server::mint(
+        &tidings_server::KeyMaterial::Secret(harness::SECRET.into()),
+        tidings_server::Algorithm::HS256,
+        &tidings_server::MintClaims {
+            publish: (!publish.is_empty())
+                .then(|| publish.iter().map(|s| (*s).to_owned()).collect()),
+            subscribe: None,
+            payload: None,
+            ttl: Some(Duration::from_secs(600)),
+            draft08: Some(tidings_server::Draft08Claims {
+                issuer: "https://issuer.example".into(),
+                audience: "https://hub.example.com/.well-known/mercure".into(),
+                publish_urlpatterns: Vec::new(),
+                subscribe_urlpatterns: subscribe_patterns.iter().map(|s| (*s).to_owned()).collect(),
+            }),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft_08_matchers_tokens_and_presence_work_across_the_cluster() {
+    let redis = RedisServer::start(false);
+    let client = client();
+    // Behind one public URL, as a load balancer would put them.
+    let flags = [
+        "--subscriptions",
+        "--jwt-issuer",
+        "https://issuer.example",
+        "--public-url",
+        "https://hub.example.com/.well-known/mercure",
+    ];
+    let nodes = cluster(&redis, "draft08", 3, &flags, &client).await;
+    let pattern = "match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid";
+    let anonymous = Collector::start(vec![nodes[1].url.clone()], pattern, None);
+    let private = Collector::start(
+        vec![nodes[2].url.clone()],
+        pattern,
+        Some(draft08_token(&[], &["https://example.com/books/*"])),
+    );
+    opened(&[&anonymous, &private]).await;
+    let publisher = draft08_token(
+        &[
+            "https://example.com/books/1",
+            "https://example.com/books/2",
+            "urn:x",
+        ],
+        &[],
+    );
+    for (topic, id, private_update) in [
+        ("urn:x", "x", false),
+        ("https://example.com/books/1", "b1", true),
+        ("https://example.com/books/2", "b2", false),
+    ] {
+        let mut form = vec![("topic", topic), ("data", id), ("id", id)];
+        if private_update {
+            form.push(("private", "on"));
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&form)
+            .finish();
+        let reply = client
+            .post(format!("{}/.well-known/mercure", nodes[0].url))
+            .bearer_auth(&publisher)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::OK, "{topic}");
+    }
+    let both: HashSet<String> = ["b1", "b2"].map(String::from).into();
+    let public: HashSet<String> = ["b2".to_owned()].into();
+    assert_eq!(private.finish(&both).await.ids, ["b1", "b2"]);
+    assert_eq!(anonymous.finish(&public).await.ids, ["b2"]);
+
+    // Presence in draft-08's shape, listed from another node than the subscriber's.
+    let _held = Collector::start(vec![nodes[2].url.clone()], pattern, None);
+    let watcher = draft08_token(&[], &["/.well-known/mercure/subscriptions{/*}?"]);
+    let listed = wait_for(|| async {
+        let reply = client
+            .get(format!(
+                "{}/.well-known/mercure/subscriptions/urlpattern/https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid",
+                nodes[0].url
+            ))
+            .bearer_auth(&watcher)
+            .send()
+            .await
+            .ok()?;
+        let doc: serde_json::Value = serde_json::from_str(&reply.text().await.ok()?).ok()?;
+        let list = doc["subscriptions"].as_array()?.clone();
+        (!list.is_empty()).then_some(list)
+    })
+    .await
+    .expect("node 0 lists the draft-08 subscription held on node 2");
+    assert_eq!(listed[0]["match_type"], "urlpattern");
+    assert_eq!(listed[0]["type"], "subscription");
 }
