@@ -39,7 +39,8 @@ pub struct Config {
     /// Let subscribers without a token receive public updates. Default: true
     /// in development mode (no key set), false otherwise.
     pub anonymous: Option<bool>,
-    /// Origins allowed by CORS (`*` for any). Default: none.
+    /// Origins allowed by CORS, with credentials; `*` lets any other origin
+    /// read without credentials. Default: none.
     pub cors_origins: Vec<String>,
     /// Origins allowed to publish with a cookie (CSRF guard). Default: none.
     pub publish_origins: Vec<String>,

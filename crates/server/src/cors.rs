@@ -20,9 +20,12 @@ const EXPOSE_HEADERS: &str =
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "600";
 
-/// The CORS headers of an answer to a request from `origin`: the allowed
-/// origin echoed back (with credentials, which `EventSource` with
-/// `withCredentials` needs, so never `*`), or only `Vary` when not allowed.
+/// The CORS headers of an answer to a request from `origin`: an origin
+/// listed by name is echoed back with credentials (which `EventSource` with
+/// `withCredentials` needs); `*` in the list lets any other origin read
+/// without credentials (`Access-Control-Allow-Origin: *`), never an origin
+/// reflected with credentials (Mercure draft-08: a credentialed answer needs
+/// an explicit allowlist); otherwise only `Vary`.
 pub(crate) fn response_headers(
     origins: &[String],
     origin: Option<&str>,
@@ -31,8 +34,17 @@ pub(crate) fn response_headers(
         return Vec::new();
     };
     let vary = ("vary", "Origin".to_owned());
-    let allowed = origins.iter().any(|o| o == "*" || o == origin);
-    if !allowed || origin.bytes().any(|b| b.is_ascii_control()) {
+    if origin.bytes().any(|b| b.is_ascii_control()) {
+        return vec![vary];
+    }
+    if !origins.iter().any(|o| o == origin) {
+        if origins.iter().any(|o| o == "*") {
+            return vec![
+                ("access-control-allow-origin", "*".to_owned()),
+                ("access-control-expose-headers", EXPOSE_HEADERS.to_owned()),
+                vary,
+            ];
+        }
         return vec![vary];
     }
     vec![
@@ -113,12 +125,18 @@ mod tests {
             "vary: Origin\r\n"
         );
         assert_eq!(header_lines(&listed, None), "");
-        let any = ["*".to_owned()];
+        // `*`: any origin may read, without credentials; an origin listed
+        // by name beside it keeps them.
+        let any = ["*".to_owned(), "https://a.example".to_owned()];
         let lines = header_lines(&any, Some("https://b.example"));
+        assert!(lines.contains("allow-origin: *\r\n"), "{lines}");
+        assert!(!lines.contains("credentials"), "{lines}");
+        let lines = header_lines(&any, Some("https://a.example"));
         assert!(
-            lines.contains("allow-origin: https://b.example\r\n"),
+            lines.contains("allow-origin: https://a.example\r\n"),
             "{lines}"
         );
+        assert!(lines.contains("allow-credentials: true\r\n"), "{lines}");
         assert_eq!(
             header_lines(&any, Some("https://x\r\ninjected: 1")),
             "vary: Origin\r\n"
