@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::state::SharedState;
 
-const ALLOW_METHODS: &str = "GET, HEAD, POST, OPTIONS";
+const ALLOW_METHODS: &str = "GET, HEAD, POST, QUERY, OPTIONS";
 const ALLOW_HEADERS: &str = "authorization, cache-control, last-event-id, content-type";
 const EXPOSE_HEADERS: &str =
     "last-event-id, mercure-last-event-id, link, www-authenticate, tidings-history-gap";

@@ -26,13 +26,13 @@ pub(crate) fn router(state: SharedState) -> Router {
             get(subscribe_route)
                 .head(probe_route)
                 .post(crate::publish::publish)
-                .fallback(method_not_allowed),
+                .fallback(query_or_not_allowed),
         )
         .route(
             "/events",
             get(subscribe_route)
                 .head(probe_route)
-                .fallback(method_not_allowed),
+                .fallback(query_or_not_allowed),
         )
         .route("/.well-known/mercure/subscriptions", get(subscriptions))
         .route(
@@ -83,10 +83,6 @@ async fn resource_metadata(State(state): State<SharedState>) -> Response {
         .into_response()
 }
 
-async fn method_not_allowed() -> ApiError {
-    subscribe::method_not_allowed()
-}
-
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -119,6 +115,58 @@ async fn subscribe_route(
     builder
         .body(Body::new(body))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// The largest form body a `QUERY` subscription may carry (the Mercure hub's
+/// cap); more is answered 413.
+const MAX_QUERY_BODY: usize = 1 << 20;
+
+/// Mercure draft-08 lets a subscription be a `QUERY` request whose
+/// form-encoded body carries parameters too (long selector lists do not fit
+/// a URL): the union of both, and where one value wins (`last_event_id`)
+/// the URL's. Every other method but those routed is 405.
+async fn query_or_not_allowed(
+    State(state): State<SharedState>,
+    method: axum::http::Method,
+    version: axum::http::Version,
+    peer: Option<axum::Extension<crate::conn::PeerAddr>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if method.as_str() != "QUERY" {
+        return Err(subscribe::method_not_allowed());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-www-form-urlencoded");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "a QUERY subscription's body is a form (application/x-www-form-urlencoded), not {media:?}"
+            ),
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_QUERY_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("QUERY body larger than {MAX_QUERY_BODY} bytes"),
+            )
+        })?;
+    let body = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("the QUERY body is not UTF-8"))?;
+    // The body first: the last value of a parameter wins, so the URL's does.
+    let joined = match query.as_deref() {
+        Some(query) if !body.is_empty() => format!("{body}&{query}"),
+        Some(query) => query.to_owned(),
+        None => body.to_owned(),
+    };
+    subscribe_route(State(state), version, peer, headers, RawQuery(Some(joined))).await
 }
 
 /// Lifetime of the demo page's tokens: long enough to play, short enough

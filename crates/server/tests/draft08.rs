@@ -776,3 +776,77 @@ async fn subscription_events_and_the_api_speak_each_subscribers_draft() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_query_request_subscribes_with_the_union_of_its_body_and_url() {
+    let hub = hub().await;
+    let first = hub.publish(&[("topic", "urn:q1"), ("data", "one")]).await;
+    hub.publish(&[("topic", "urn:q1"), ("data", "two")]).await;
+    let conn = hub.connect().await;
+    let mut conn = conn;
+    let response = conn
+        .send(
+            "QUERY",
+            &format!(
+                "/.well-known/mercure?match=urn%3Aq2&last_event_id={}",
+                encode(&first)
+            ),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "match=urn%3Aq1&last_event_id=earliest",
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get("mercure-last-event-id").unwrap(),
+        first.as_str(),
+        "the URL's last_event_id wins over the body's"
+    );
+    drop(response);
+    // The stream itself: both selectors, resumed after `first`.
+    let mut conn = hub.connect().await;
+    let path = format!(
+        "/.well-known/mercure?match=urn%3Aq2&last_event_id={}",
+        encode(&first)
+    );
+    let mut sse = {
+        let response = conn
+            .send(
+                "QUERY",
+                &path,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                "match=urn%3Aq1",
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        common::Sse::from_response(response, conn)
+    };
+    hub.publish(&[("topic", "urn:q2"), ("data", "three")]).await;
+    assert_eq!(sse.data(2).await, ["two", "three"]);
+    // Over the cap: 413; not a form: 415.
+    let mut conn = hub.connect().await;
+    let big = format!("match={}", "a".repeat(1 << 20));
+    let reply = conn
+        .request(
+            "QUERY",
+            "/.well-known/mercure",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            big,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let mut conn = hub.connect().await;
+    let reply = conn
+        .request(
+            "QUERY",
+            "/.well-known/mercure",
+            &[("content-type", "application/json")],
+            "{}",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Other methods: still 405.
+    let mut conn = hub.connect().await;
+    let reply = conn.request("PUT", "/.well-known/mercure", &[], "").await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    hub.stop().await;
+}

@@ -312,6 +312,18 @@ pub(crate) struct Sse {
 }
 
 impl Sse {
+    /// The stream of a response read on `conn` (kept open with it).
+    pub(crate) fn from_response(response: Response<Incoming>, conn: Conn) -> Sse {
+        let (parts, body) = response.into_parts();
+        Sse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            decoder: Decoder::new(),
+            _conn: conn,
+        }
+    }
+
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
