@@ -149,6 +149,26 @@ async fn publishing_with_a_cookie_needs_an_allowed_origin() {
     let reply = publish(Some("https://allowed.example")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(first_in_history(&hub).await, reply.body);
+    // Without an Origin, the Referer's origin counts (draft-08).
+    for (referer, status) in [
+        ("https://allowed.example/page?x=1", StatusCode::OK),
+        ("https://evil.example/page", StatusCode::FORBIDDEN),
+    ] {
+        let reply = hub
+            .connect()
+            .await
+            .post(
+                "/.well-known/mercure",
+                &[
+                    ("cookie", cookie.as_str()),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("referer", referer),
+                ],
+                "topic=t&data=by-cookie",
+            )
+            .await;
+        assert_eq!(reply.status, status, "{referer}: {}", reply.body);
+    }
     // A Bearer token needs no Origin.
     let reply = hub
         .publish_form(Some(&publisher_token()), &[("topic", "t")])

@@ -850,3 +850,98 @@ async fn a_query_request_subscribes_with_the_union_of_its_body_and_url() {
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn grants_are_capped_and_the_payload_is_the_first_matching_details() {
+    let hub = TestHub::start(tidings_server::Config {
+        public_url: Some(HUB_URL.into()),
+        jwt_issuer: vec![ISSUER.into()],
+        subscriptions: true,
+        ..config()
+    })
+    .await;
+    // 101 details (or 101 topics over them): the whole token is refused.
+    // (Small entries of another type count too, and keep the token under
+    // the request head's 16 KiB.)
+    let mut claims = details(&["publish"], &[("urn:x", "exact")]);
+    claims["authorization_details"]
+        .as_array_mut()
+        .unwrap()
+        .extend(vec![serde_json::json!({"type": "x"}); 100]);
+    let reply = publish_with(&hub, &sign(at_jwt(), claims), "urn:x").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    let topics: Vec<(&str, &str)> = vec![("x", "exact"); 101];
+    let reply = publish_with(
+        &hub,
+        &sign(at_jwt(), details(&["publish"], &topics)),
+        "urn:x",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    // At the caps: accepted.
+    let mut topics: Vec<(&str, &str)> = vec![("x", "exact"); 99];
+    topics.push(("urn:x", "exact"));
+    let reply = publish_with(
+        &hub,
+        &sign(at_jwt(), details(&["publish"], &topics)),
+        "urn:x",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // A token not valid yet (nbf): refused.
+    let mut early = details(&["publish"], &[("urn:x", "exact")]);
+    early["nbf"] = 4_000_000_000u64.into();
+    assert_eq!(
+        publish_with(&hub, &sign(at_jwt(), early), "urn:x")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The payload: the first subscribe detail whose topics match the
+    // subscription's matcher string.
+    let detail = |topic: (&str, &str), payload: serde_json::Value| {
+        serde_json::json!({
+            "type": "https://mercure.rocks/authorization-detail",
+            "actions": ["subscribe"],
+            "topics": [{"match": topic.0, "match_type": topic.1}],
+            "payload": payload,
+        })
+    };
+    let mut claims = details(
+        &["subscribe"],
+        &[("/.well-known/mercure/subscriptions{/*}?", "urlpattern")],
+    );
+    claims["authorization_details"]
+        .as_array_mut()
+        .unwrap()
+        .extend([
+            detail(("urn:other", "exact"), serde_json::json!({"n": 1})),
+            detail(
+                ("https://example.com/:id", "urlpattern"),
+                serde_json::json!({"n": 2}),
+            ),
+            detail(("*", "exact"), serde_json::json!({"n": 3})),
+        ]);
+    let bearer = format!("Bearer {}", sign(at_jwt(), claims));
+    let _held = hub
+        .subscribe(
+            &format!("match={}", encode("https://example.com/7")),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    let mut conn = hub.connect().await;
+    let list = conn
+        .get(
+            "/.well-known/mercure/subscriptions/exact/https%3A%2F%2Fexample.com%2F7",
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let list: serde_json::Value = serde_json::from_str(&list.body).unwrap();
+    assert_eq!(
+        list["subscriptions"][0]["payload"],
+        serde_json::json!({"n": 2})
+    );
+    hub.stop().await;
+}

@@ -200,14 +200,25 @@ fn check_fields(form: &body::PublishForm) -> Result<(), ApiError> {
 /// Publishing with a cookie is a cross-site request risk: only origins listed
 /// in `publish-origins` may do it.
 fn check_cookie_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    // The Origin header, else the origin of the Referer (Mercure draft-08:
+    // "Origin or Referer"; some requests carry only the latter).
+    let referer_origin = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null");
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .or(referer_origin.as_deref());
     match origin {
         Some(origin) if allowed.iter().any(|a| a == "*" || a == origin) => Ok(()),
         Some(origin) => Err(ApiError::forbidden(format!(
             "origin {origin:?} may not publish with a cookie: add it to publish-origins"
         ))),
         None => Err(ApiError::forbidden(
-            "publishing with a cookie needs an Origin header from an origin listed in publish-origins",
+            "publishing with a cookie needs an Origin (or Referer) header from an origin listed in publish-origins",
         )),
     }
 }
