@@ -51,4 +51,4 @@ TIDINGS_BIN="$(cd "$invoked_from" && realpath -m "$TIDINGS_BIN")"
 export TIDINGS_BIN CHROMIUM_BIN="$chromium"
 
 step "browser tests ($TIDINGS_BIN, $("$chromium" --version 2>/dev/null | tail -n 1))"
-node --test --test-concurrency=1 --test-timeout=120000 dashboard.test.mjs http2.test.mjs mercure08.test.mjs
+node --test --test-concurrency=1 --test-timeout=120000 dashboard.test.mjs http2.test.mjs mercure08.test.mjs client.test.mjs

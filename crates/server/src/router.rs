@@ -51,6 +51,7 @@ pub(crate) fn router(state: SharedState) -> Router {
             "/.well-known/oauth-protected-resource/.well-known/mercure",
             get(resource_metadata),
         )
+        .route("/tidings.js", get(client_module))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -115,6 +116,38 @@ async fn subscribe_route(
     builder
         .body(Body::new(body))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// The browser client (`clients/js/tidings.js`), embedded in the binary.
+const CLIENT_MODULE: &str = include_str!("../../../clients/js/tidings.js");
+
+/// `/tidings.js`: the browser client, revalidated by its ETag (a hash of
+/// the module) after 5 minutes, so a new hub's module reaches pages soon.
+async fn client_module(headers: HeaderMap) -> Response {
+    use sha2::Digest as _;
+    static ETAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let etag = ETAG.get_or_init(|| {
+        let digest = sha2::Sha256::digest(CLIENT_MODULE.as_bytes());
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("\"{hex}\"")
+    });
+    let cached = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let common = [
+        (header::CACHE_CONTROL, "public, max-age=300".to_owned()),
+        (header::ETAG, etag.clone()),
+    ];
+    if cached {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (
+        common,
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        CLIENT_MODULE,
+    )
+        .into_response()
 }
 
 /// The largest form body a `QUERY` subscription may carry (the Mercure hub's

@@ -864,3 +864,28 @@ async fn regression_head_probes_neither_subscribe_nor_announce() {
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_browser_client_is_served_with_an_etag_and_revalidates() {
+    let hub = TestHub::start(config()).await;
+    let reply = hub.get("/tidings.js").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(reply.header("cache-control"), Some("public, max-age=300"));
+    assert!(reply.body.contains("export class EventSource"));
+    let etag = reply.header("etag").unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    let mut conn = hub.connect().await;
+    let again = conn.get("/tidings.js", &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
+    assert!(again.body.is_empty());
+    let other = conn
+        .get("/tidings.js", &[("if-none-match", "\"something-else\"")])
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+    hub.stop().await;
+}

@@ -1,0 +1,371 @@
+// tidings.js: the browser's EventSource interface, with request headers,
+// tunable reconnection and (later) one connection shared by every tab.
+// No dependencies; an ES module. API: clients/js/README.md.
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSED = 2;
+
+/**
+ * An incremental parser of `text/event-stream`, exactly as WHATWG HTML's
+ * "interpreting an event stream" says (the rules of `tidings-codec`): lines
+ * end in CR, LF or CRLF; `:` starts a comment; `data` lines join with LF; an
+ * `id` with NUL is ignored; `retry` takes ASCII digits only; a blank line
+ * dispatches, and an event with no data is not dispatched. Feed it decoded
+ * text (a streaming `TextDecoder` strips the BOM and replaces bad UTF-8).
+ */
+export class StreamParser {
+  /**
+   * @param {(event: {type: string, data: string, lastEventId: string}) => void} onEvent
+   * @param {(ms: number) => void} onRetry
+   */
+  constructor(onEvent, onRetry = () => {}) {
+    this.onEvent = onEvent;
+    this.onRetry = onRetry;
+    this.lastEventId = '';
+    this.reset();
+  }
+
+  /** A new connection: what was half received is discarded; the last id stays. */
+  reset() {
+    this.line = '';
+    this.afterCR = false;
+    this.data = '';
+    this.eventType = '';
+    this.idBuffer = this.lastEventId;
+  }
+
+  /** @param {string} text */
+  feed(text) {
+    let start = 0;
+    for (let i = 0; i < text.length; i += 1) {
+      const c = text.charCodeAt(i);
+      if (c === 10 && this.afterCR) {
+        // The LF of a CRLF whose CR ended the line already.
+        this.afterCR = false;
+        start = i + 1;
+        continue;
+      }
+      this.afterCR = false;
+      if (c === 10 || c === 13) {
+        this.line += text.slice(start, i);
+        this.#processLine(this.line);
+        this.line = '';
+        this.afterCR = c === 13;
+        start = i + 1;
+      }
+    }
+    this.line += text.slice(start);
+  }
+
+  #processLine(line) {
+    if (line === '') {
+      this.#dispatch();
+      return;
+    }
+    if (line.charCodeAt(0) === 58) return; // a comment
+    const colon = line.indexOf(':');
+    let field = line;
+    let value = '';
+    if (colon >= 0) {
+      field = line.slice(0, colon);
+      value = line.slice(colon + 1);
+      if (value.charCodeAt(0) === 32) value = value.slice(1);
+    }
+    switch (field) {
+      case 'event':
+        this.eventType = value;
+        break;
+      case 'data':
+        this.data += `${value}\n`;
+        break;
+      case 'id':
+        if (!value.includes('\0')) this.idBuffer = value;
+        break;
+      case 'retry':
+        if (/^[0-9]+$/.test(value)) this.onRetry(Number(value));
+        break;
+      default:
+        break;
+    }
+  }
+
+  #dispatch() {
+    this.lastEventId = this.idBuffer;
+    if (this.data === '') {
+      this.eventType = '';
+      return;
+    }
+    const data = this.data.endsWith('\n') ? this.data.slice(0, -1) : this.data;
+    const type = this.eventType || 'message';
+    this.data = '';
+    this.eventType = '';
+    this.onEvent({ type, data, lastEventId: this.lastEventId });
+  }
+}
+
+/** What an `error` event carries when the hub refused the stream. */
+export class StreamError extends Event {
+  constructor(status, message) {
+    super('error');
+    /** The HTTP status (0 for a network error or a timeout). */
+    this.status = status;
+    /** The hub's message, or what went wrong. */
+    this.message = message;
+  }
+}
+
+const DEFAULTS = { retry: 1000, maxRetry: 30_000, readTimeout: 0 };
+
+/**
+ * The WHATWG `EventSource` interface, with options:
+ * - `headers`, `method`, `body`: sent with `fetch` and a streaming body
+ *   (the native object cannot); without them and without `readTimeout`,
+ *   the browser's own `EventSource` carries the stream (`transport: 'fetch'`
+ *   or `'native'` chooses);
+ * - `retry`: the first reconnection delay in ms (default 1000; a `retry:`
+ *   field of the stream replaces it), doubled with jitter at each failure
+ *   up to `maxRetry` (default 30 000), back to the first after a stream that
+ *   delivered an event;
+ * - `lastEventId`: where to start; `readTimeout`: reconnect when nothing,
+ *   not even a keep-alive comment, arrived for that many ms;
+ * - `withCredentials`, as the native option.
+ *
+ * A 401, 403, 404, another non-2xx status but 429 and 5xx, or a content
+ * type other than `text/event-stream` closes the stream for good with an
+ * `error` event (a `StreamError`) that carries the status and the hub's
+ * message; 204 closes it too. Network errors, 429 and 5xx reconnect.
+ */
+export class EventSource extends EventTarget {
+  static CONNECTING = CONNECTING;
+  static OPEN = OPEN;
+  static CLOSED = CLOSED;
+
+  /** @param {string | URL} url */
+  constructor(url, options = {}) {
+    super();
+    this.url = new URL(url, globalThis.location?.href).href;
+    this.withCredentials = Boolean(options.withCredentials);
+    this.readyState = CONNECTING;
+    this.onopen = null;
+    this.onmessage = null;
+    this.onerror = null;
+    this.#options = { ...DEFAULTS, ...options };
+    this.#delay = this.#options.retry;
+    this.#parser = new StreamParser(
+      (event) => this.#deliver(event),
+      (ms) => {
+        this.#options.retry = ms;
+        this.#delay = ms;
+      },
+    );
+    this.#parser.lastEventId = options.lastEventId ?? '';
+    this.#parser.idBuffer = this.#parser.lastEventId;
+    // Anything the browser's object cannot do needs the fetch transport.
+    const custom = Boolean(options.headers || options.method || options.body || options.readTimeout)
+      || options.retry !== undefined || options.maxRetry !== undefined;
+    const transport = options.transport ?? (custom ? 'fetch' : 'native');
+    if (transport === 'native' && typeof globalThis.EventSource === 'function' && !custom) {
+      this.#openNative();
+    } else {
+      this.#connect();
+    }
+  }
+
+  #options;
+  #delay;
+  #parser;
+  #abort = null;
+  #timer = 0;
+  #native = null;
+  #types = new Set();
+  #delivered = false;
+
+  /** The id of the last event received (where a reconnection resumes). */
+  get lastEventId() {
+    return this.#parser.lastEventId;
+  }
+
+  close() {
+    this.readyState = CLOSED;
+    clearTimeout(this.#timer);
+    this.#abort?.abort();
+    this.#native?.close();
+  }
+
+  addEventListener(type, listener, options) {
+    super.addEventListener(type, listener, options);
+    if (this.#native && !this.#types.has(type) && type !== 'open' && type !== 'error') {
+      this.#types.add(type);
+      this.#native.addEventListener(type, (event) => this.#forward(event));
+    }
+  }
+
+  #fire(event) {
+    const handler = this[`on${event.type}`];
+    if (typeof handler === 'function') handler.call(this, event);
+    this.dispatchEvent(event);
+  }
+
+  #deliver({ type, data, lastEventId }) {
+    this.#delivered = true;
+    const event = new MessageEvent(type, { data, lastEventId, origin: new URL(this.url).origin });
+    this.#fire(event);
+  }
+
+  // ---- the native transport ------------------------------------------------
+
+  #openNative() {
+    let url = this.url;
+    if (this.#parser.lastEventId) {
+      const u = new URL(url);
+      u.searchParams.set('lastEventID', this.#parser.lastEventId);
+      u.searchParams.set('last_event_id', this.#parser.lastEventId);
+      url = u.href;
+    }
+    const native = new globalThis.EventSource(url, { withCredentials: this.withCredentials });
+    this.#native = native;
+    native.onopen = () => {
+      this.readyState = OPEN;
+      this.#fire(new Event('open'));
+    };
+    native.onerror = () => {
+      this.readyState = native.readyState;
+      this.#fire(new StreamError(0, native.readyState === CLOSED ? 'the stream was refused' : 'reconnecting'));
+    };
+    // One listener per type (the `message` type included), so that each
+    // event is forwarded once.
+    this.#types.add('message');
+    for (const type of this.#types) native.addEventListener(type, (event) => this.#forward(event));
+  }
+
+  #forward(event) {
+    this.#parser.lastEventId = event.lastEventId;
+    this.#deliver({ type: event.type, data: event.data, lastEventId: event.lastEventId });
+  }
+
+  // ---- the fetch transport -------------------------------------------------
+
+  async #connect() {
+    if (this.readyState === CLOSED) return;
+    const options = this.#options;
+    const headers = new Headers(options.headers ?? {});
+    headers.set('Accept', 'text/event-stream');
+    if (this.#parser.lastEventId) headers.set('Last-Event-ID', this.#parser.lastEventId);
+    this.#abort = new AbortController();
+    const signal = this.#abort.signal;
+    this.#parser.reset();
+    this.#delivered = false;
+    let response;
+    try {
+      response = await fetch(this.url, {
+        method: options.method ?? 'GET',
+        headers,
+        body: options.body,
+        credentials: this.withCredentials ? 'include' : 'same-origin',
+        cache: 'no-store',
+        signal,
+      });
+    } catch (error) {
+      this.#retryLater(0, String(error?.message ?? error));
+      return;
+    }
+    const type = (response.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+    if (response.status === 204) {
+      this.#fail(204, 'the hub answered 204 No Content: nothing to stream');
+      return;
+    }
+    if (response.status !== 200) {
+      const message = (await response.text().catch(() => '')).trim().slice(0, 1024)
+        || `the hub answered ${response.status}`;
+      const retryable = response.status === 429 || response.status >= 500;
+      if (retryable) this.#retryLater(response.status, message);
+      else this.#fail(response.status, message);
+      return;
+    }
+    if (type !== 'text/event-stream') {
+      response.body?.cancel().catch(() => {});
+      this.#fail(200, `expected text/event-stream, got ${type || 'no content type'}`);
+      return;
+    }
+    this.readyState = OPEN;
+    this.#fire(new Event('open'));
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let timedOut = false;
+    const arm = () => {
+      if (!options.readTimeout) return;
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => {
+        timedOut = true;
+        this.#abort.abort();
+      }, options.readTimeout);
+    };
+    arm();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        arm();
+        this.#parser.feed(decoder.decode(value, { stream: true }));
+      }
+    } catch {
+      // Aborted (close or read timeout) or the connection broke.
+    }
+    clearTimeout(this.#timer);
+    if (this.readyState === CLOSED) return;
+    if (this.#delivered) this.#delay = options.retry;
+    this.#retryLater(0, timedOut ? `nothing arrived for ${options.readTimeout} ms` : 'the stream ended');
+  }
+
+  #retryLater(status, message) {
+    if (this.readyState === CLOSED) return;
+    this.readyState = CONNECTING;
+    this.#fire(new StreamError(status, message));
+    if (this.readyState === CLOSED) return; // closed by an error handler
+    const delay = this.#delay * (0.5 + Math.random() / 2);
+    this.#delay = Math.min(this.#delay * 2, this.#options.maxRetry);
+    this.#timer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #fail(status, message) {
+    this.readyState = CLOSED;
+    this.#fire(new StreamError(status, message));
+  }
+}
+
+/**
+ * A Mercure subscription: `topics` as `topic=` (draft-07) unless
+ * `options.match` is `'exact'` or `'urlpattern'` (draft-08's `match=` /
+ * `match_urlpattern=`); `options.lastEventId` resumes; the rest as for
+ * `EventSource` (`headers: {Authorization: 'Bearer …'}` for a token).
+ */
+export function subscribe(hubUrl, topics, options = {}) {
+  const url = new URL(hubUrl, globalThis.location?.href);
+  const name = { exact: 'match', urlpattern: 'match_urlpattern' }[options.match] ?? 'topic';
+  for (const topic of [].concat(topics)) url.searchParams.append(name, topic);
+  return new EventSource(url, options);
+}
+
+/**
+ * Publishes an update to a Mercure hub; resolves with the id the hub gave
+ * it, rejects with the hub's status and message.
+ */
+export async function publish(hubUrl, { topic, data = '', id, type, private: isPrivate, retry }, token) {
+  const body = new URLSearchParams();
+  for (const t of [].concat(topic)) body.append('topic', t);
+  body.append('data', data);
+  if (id !== undefined) body.append('id', id);
+  if (type !== undefined) body.append('type', type);
+  if (isPrivate) body.append('private', 'on');
+  if (retry !== undefined) body.append('retry', String(retry));
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const response = await fetch(hubUrl, { method: 'POST', headers, body });
+  const text = await response.text();
+  if (response.status !== 200) {
+    const error = new Error(`publish answered ${response.status}: ${text.trim()}`);
+    error.status = response.status;
+    throw error;
+  }
+  return text;
+}
