@@ -17,6 +17,8 @@ export interface EventSourceOptions {
   withCredentials?: boolean;
   /** `native` (the browser's EventSource) or `fetch`; by default native unless an option needs fetch. */
   transport?: 'native' | 'fetch';
+  /** One connection for every tab of the origin that opens the same stream. */
+  shared?: boolean;
 }
 
 /** The `error` event: `status` 0 for a network error or a timeout, else the HTTP status. */
@@ -35,6 +37,8 @@ export class EventSource extends EventTarget {
   readonly readyState: 0 | 1 | 2;
   /** The id of the last event received. */
   readonly lastEventId: string;
+  /** With `shared`: whether this tab holds the connection for all. */
+  readonly isLeader: boolean;
   onopen: ((this: EventSource, event: Event) => unknown) | null;
   onmessage: ((this: EventSource, event: MessageEvent<string>) => unknown) | null;
   onerror: ((this: EventSource, event: StreamError) => unknown) | null;

@@ -161,6 +161,10 @@ export class EventSource extends EventTarget {
     );
     this.#parser.lastEventId = options.lastEventId ?? '';
     this.#parser.idBuffer = this.#parser.lastEventId;
+    if (options.shared && typeof BroadcastChannel === 'function' && globalThis.navigator?.locks) {
+      this.#startShared();
+      return;
+    }
     // Anything the browser's object cannot do needs the fetch transport.
     const custom = Boolean(options.headers || options.method || options.body || options.readTimeout)
       || options.retry !== undefined || options.maxRetry !== undefined;
@@ -191,6 +195,121 @@ export class EventSource extends EventTarget {
     clearTimeout(this.#timer);
     this.#abort?.abort();
     this.#native?.close();
+    if (this.#shared) {
+      this.#shared.inner?.close();
+      this.#shared.lockRequest.abort();
+      this.#shared.release?.();
+      this.#shared.channel.close();
+    }
+  }
+
+  /** With `shared: true`: whether this tab holds the connection for all. */
+  get isLeader() {
+    return Boolean(this.#shared?.inner);
+  }
+
+  // ---- shared: one connection for every tab of the origin -----------------
+  //
+  // The tabs that open the same stream elect a leader with a Web Lock; the
+  // leader holds the one connection and relays each event on a
+  // BroadcastChannel. Each event carries the id of the one before it
+  // (`prev`): a tab that sees a gap (a relay lost in a handover) asks for a
+  // resend, which the leader answers from the events it keeps; a tab drops
+  // an id it has delivered (a new leader resumes with Last-Event-ID from its
+  // own last event, which other tabs may already have). When the leader tab
+  // closes, the browser releases its lock and the next tab takes over.
+
+  #shared = null;
+
+  #startShared() {
+    const options = this.#options;
+    const headers = [...new Headers(options.headers ?? {}).entries()];
+    const body = typeof options.body === 'string' ? options.body : '';
+    const name = `tidings:${JSON.stringify([this.url, headers, options.method ?? 'GET', body])}`;
+    const shared = {
+      channel: new BroadcastChannel(name),
+      lockRequest: new AbortController(),
+      inner: null,
+      release: null,
+      recent: [],
+      seen: new Set(),
+      last: options.lastEventId ?? '',
+      awaiting: null,
+    };
+    this.#shared = shared;
+    shared.channel.onmessage = ({ data: m }) => {
+      if (m.kind === 'event') this.#sharedEvent(m.event);
+      else if (m.kind === 'state' && !shared.inner) this.#sharedState(m);
+      else if (m.kind === 'hello' && shared.inner) this.#announce();
+      else if (m.kind === 'resend' && shared.inner) {
+        const at = shared.recent.findIndex((e) => e.lastEventId === m.after);
+        for (const event of shared.recent.slice(at + 1)) shared.channel.postMessage({ kind: 'event', event });
+      }
+    };
+    shared.channel.postMessage({ kind: 'hello' });
+    navigator.locks.request(name, { signal: shared.lockRequest.signal }, () => new Promise((release) => {
+      if (this.readyState === CLOSED) {
+        release();
+        return;
+      }
+      shared.release = release;
+      this.#lead();
+    })).catch(() => {});
+  }
+
+  #lead() {
+    const shared = this.#shared;
+    const inner = new EventSource(this.url, {
+      ...this.#options,
+      shared: false,
+      lastEventId: shared.last,
+      relay: (event) => {
+        const relayed = { ...event, prev: shared.last };
+        this.#sharedEvent(relayed);
+        shared.channel.postMessage({ kind: 'event', event: relayed });
+      },
+    });
+    shared.inner = inner;
+    inner.onopen = () => this.#announce();
+    inner.onerror = (event) => this.#announce(event);
+  }
+
+  #announce(error) {
+    const inner = this.#shared.inner;
+    const state = { kind: 'state', readyState: inner.readyState, status: error?.status, message: error?.message };
+    this.#sharedState(state);
+    this.#shared.channel.postMessage(state);
+  }
+
+  #sharedState({ readyState, status, message }) {
+    const was = this.readyState;
+    if (was === CLOSED) return;
+    this.readyState = readyState;
+    if (readyState === OPEN && was !== OPEN) this.#fire(new Event('open'));
+    if (readyState !== OPEN && status !== undefined) this.#fire(new StreamError(status, message));
+  }
+
+  #sharedEvent(event) {
+    const shared = this.#shared;
+    if (this.readyState === CLOSED) return;
+    if (event.lastEventId && shared.seen.has(event.lastEventId)) return;
+    // A gap: ask once for what is missing, then take what comes.
+    if (shared.last !== '' && event.prev !== shared.last && shared.awaiting !== shared.last) {
+      shared.awaiting = shared.last;
+      shared.channel.postMessage({ kind: 'resend', after: shared.last });
+      return;
+    }
+    shared.awaiting = null;
+    if (event.lastEventId) {
+      shared.seen.add(event.lastEventId);
+      shared.last = event.lastEventId;
+    }
+    shared.recent.push(event);
+    if (shared.recent.length > 1000) {
+      const dropped = shared.recent.shift();
+      shared.seen.delete(dropped.lastEventId);
+    }
+    this.#deliver(event);
   }
 
   addEventListener(type, listener, options) {
@@ -209,6 +328,12 @@ export class EventSource extends EventTarget {
 
   #deliver({ type, data, lastEventId }) {
     this.#delivered = true;
+    if (this.#options.relay) {
+      // The leader's own connection of a shared stream: the facade delivers.
+      this.#parser.lastEventId = lastEventId;
+      this.#options.relay({ type, data, lastEventId });
+      return;
+    }
     const event = new MessageEvent(type, { data, lastEventId, origin: new URL(this.url).origin });
     this.#fire(event);
   }

@@ -212,3 +212,72 @@ test('reconnects with retry: and Last-Event-ID, discards a half event, and recon
   // (the whole exchange fits the test's wait only because of it).
   assert.ok((await page.evaluate(() => window.errors)) >= 2);
 });
+
+test('ten tabs with shared: true hold one connection, get every update once, and lose nothing when the leader closes', async (t) => {
+  const secret = 'client-test-secret-0123456789abcdef0123456789';
+  const hub = await startPlainHub(t, ['--jwt-key', secret, '--anonymous']);
+  const { execFileSync } = await import('node:child_process');
+  const { TIDINGS_BIN } = await import('./support.mjs');
+  const publisher = execFileSync(TIDINGS_BIN, ['token', '--key', secret, '--publish', '*'], { encoding: 'utf8' }).trim();
+  const topic = unique('shared');
+  // One browser context: its tabs share an origin's locks and channels.
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const tabs = [];
+  for (let i = 0; i < 10; i += 1) {
+    const page = await context.newPage();
+    page.errors = [];
+    page.on('pageerror', (error) => page.errors.push(`uncaught: ${error.message}`));
+    await page.goto(`${hub.url}/healthz`);
+    await page.evaluate(async (topic) => {
+      const tidings = await import('/tidings.js');
+      window.got = [];
+      window.source = tidings.subscribe('/.well-known/mercure', [topic], { shared: true });
+      window.source.onmessage = (event) => window.got.push(event.lastEventId);
+    }, topic);
+    tabs.push(page);
+  }
+  for (const page of tabs) {
+    await waitUntil(page, 'the shared stream open', () => window.source.readyState === 1, undefined, { hub });
+  }
+  const subscribers = async () => {
+    const text = await (await fetch(`${hub.url}/metrics`)).text();
+    return Number(/^tidings_subscribers (\d+)/m.exec(text)?.[1]);
+  };
+  assert.equal(await subscribers(), 1, 'one connection for ten tabs');
+  const post = async (n) => {
+    const ids = [];
+    for (let i = 0; i < n; i += 1) {
+      const body = new URLSearchParams({ topic, data: String(i) });
+      const response = await fetch(`${hub.url}/.well-known/mercure`, { method: 'POST', headers: { Authorization: `Bearer ${publisher}` }, body });
+      assert.equal(response.status, 200);
+      ids.push(await response.text());
+    }
+    return ids;
+  };
+  const first = await post(5);
+  for (const page of tabs) {
+    await waitUntil(page, 'five updates', (n) => window.got.length >= n, first.length, { hub });
+    assert.deepEqual(await page.evaluate(() => window.got), first);
+  }
+  // Close the leader's tab; another takes over and resumes.
+  const leaders = [];
+  for (const page of tabs) if (await page.evaluate(() => window.source.isLeader)) leaders.push(page);
+  assert.equal(leaders.length, 1, 'one leader');
+  await leaders[0].close();
+  const rest = tabs.filter((page) => page !== leaders[0]);
+  const second = await post(5);
+  const all = [...first, ...second];
+  for (const page of rest) {
+    await waitUntil(page, 'all ten updates', (n) => window.got.length >= n, all.length, { hub });
+    assert.deepEqual(await page.evaluate(() => window.got), all, 'every update once, in order');
+  }
+  let newLeaders = 0;
+  for (const page of rest) if (await page.evaluate(() => window.source.isLeader)) newLeaders += 1;
+  assert.equal(newLeaders, 1);
+  // The closed tab's connection goes when the hub sees its socket close.
+  const deadline = Date.now() + 10_000;
+  while ((await subscribers()) !== 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(await subscribers(), 1, 'still one connection');
+  assert.deepEqual(rest.flatMap((page) => page.errors), []);
+});
