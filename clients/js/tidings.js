@@ -165,6 +165,12 @@ export class EventSource extends EventTarget {
       this.#startShared();
       return;
     }
+    if (options.shared && typeof SharedWorker === 'function' && WORKER_URL) {
+      // No Web Locks (a plain-http page on another host than localhost):
+      // a SharedWorker holds the one connection instead.
+      this.#startWorker();
+      return;
+    }
     // Anything the browser's object cannot do needs the fetch transport.
     const custom = Boolean(options.headers || options.method || options.body || options.readTimeout)
       || options.retry !== undefined || options.maxRetry !== undefined;
@@ -195,6 +201,10 @@ export class EventSource extends EventTarget {
     clearTimeout(this.#timer);
     this.#abort?.abort();
     this.#native?.close();
+    if (this.#port) {
+      this.#leave?.();
+      this.#port.close();
+    }
     if (this.#shared) {
       this.#shared.inner?.close();
       this.#shared.lockRequest.abort();
@@ -220,12 +230,34 @@ export class EventSource extends EventTarget {
   // closes, the browser releases its lock and the next tab takes over.
 
   #shared = null;
+  #port = null;
+
+  #startWorker() {
+    const options = this.#options;
+    const worker = new SharedWorker(WORKER_URL, { type: 'module', name: 'tidings' });
+    const port = worker.port;
+    this.#port = port;
+    const key = streamKey(this.url, options);
+    port.onmessage = ({ data: m }) => {
+      if (m.kind === 'event') {
+        this.#parser.lastEventId = m.event.lastEventId;
+        this.#deliver(m.event);
+      } else if (m.kind === 'state') {
+        this.#sharedState(m);
+      }
+    };
+    port.start();
+    port.postMessage({ kind: 'open', key, url: this.url, options: portable(options) });
+    const leave = () => port.postMessage({ kind: 'close', key });
+    this.#leave = leave;
+    globalThis.addEventListener?.('pagehide', leave, { once: true });
+  }
+
+  #leave = null;
 
   #startShared() {
     const options = this.#options;
-    const headers = [...new Headers(options.headers ?? {}).entries()];
-    const body = typeof options.body === 'string' ? options.body : '';
-    const name = `tidings:${JSON.stringify([this.url, headers, options.method ?? 'GET', body])}`;
+    const name = `tidings:${streamKey(this.url, options)}`;
     const shared = {
       channel: new BroadcastChannel(name),
       lockRequest: new AbortController(),
@@ -457,6 +489,65 @@ export class EventSource extends EventTarget {
     this.readyState = CLOSED;
     this.#fire(new StreamError(status, message));
   }
+}
+
+/** What identifies a shared stream: its URL, headers, method and body. */
+function streamKey(url, options) {
+  const headers = [...new Headers(options.headers ?? {}).entries()];
+  const body = typeof options.body === 'string' ? options.body : '';
+  return JSON.stringify([url, headers, options.method ?? 'GET', body]);
+}
+
+/** The options a worker can receive (headers as pairs, no functions). */
+function portable(options) {
+  const { relay, shared, ...rest } = options;
+  return { ...rest, headers: [...new Headers(options.headers ?? {}).entries()] };
+}
+
+// This module, loaded as a module SharedWorker by pages without Web Locks:
+// it holds one connection per stream for every tab that opens it, and closes
+// it when the last tab leaves.
+const WORKER_URL = typeof import.meta === 'object' ? import.meta.url : '';
+
+if (typeof SharedWorkerGlobalScope === 'function' && globalThis instanceof SharedWorkerGlobalScope) {
+  const streams = new Map();
+  globalThis.onconnect = ({ ports: [port] }) => {
+    port.onmessage = ({ data: m }) => {
+      if (m.kind === 'open') {
+        let stream = streams.get(m.key);
+        if (!stream) {
+          stream = { ports: new Set(), state: { kind: 'state', readyState: CONNECTING } };
+          const broadcast = (message) => {
+            for (const p of stream.ports) p.postMessage(message);
+          };
+          const headers = m.options.headers.length ? m.options.headers : undefined;
+          stream.source = new EventSource(m.url, {
+            ...m.options,
+            headers,
+            transport: m.options.transport ?? 'fetch',
+            relay: (event) => broadcast({ kind: 'event', event }),
+          });
+          const announce = (error) => {
+            stream.state = { kind: 'state', readyState: stream.source.readyState, status: error?.status, message: error?.message };
+            broadcast(stream.state);
+          };
+          stream.source.onopen = () => announce();
+          stream.source.onerror = (error) => announce(error);
+          streams.set(m.key, stream);
+        }
+        stream.ports.add(port);
+        port.postMessage(stream.state);
+      } else if (m.kind === 'close') {
+        const stream = streams.get(m.key);
+        if (!stream) return;
+        stream.ports.delete(port);
+        if (stream.ports.size === 0) {
+          stream.source.close();
+          streams.delete(m.key);
+        }
+      }
+    };
+  };
 }
 
 /**

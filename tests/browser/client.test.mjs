@@ -281,3 +281,69 @@ test('ten tabs with shared: true hold one connection, get every update once, and
   assert.equal(await subscribers(), 1, 'still one connection');
   assert.deepEqual(rest.flatMap((page) => page.errors), []);
 });
+
+test('without Web Locks, shared tabs use one SharedWorker connection, closed when the last tab leaves', async (t) => {
+  const secret = 'client-test-secret-0123456789abcdef0123456789';
+  const hub = await startPlainHub(t, ['--jwt-key', secret, '--anonymous']);
+  const { execFileSync } = await import('node:child_process');
+  const { TIDINGS_BIN } = await import('./support.mjs');
+  const publisher = execFileSync(TIDINGS_BIN, ['token', '--key', secret, '--publish', '*'], { encoding: 'utf8' }).trim();
+  const topic = unique('worker');
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  // As on a plain-http page of another host than localhost: no Web Locks.
+  await context.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+  });
+  const tabs = [];
+  for (let i = 0; i < 6; i += 1) {
+    const page = await context.newPage();
+    await page.goto(`${hub.url}/healthz`);
+    await page.evaluate(async (topic) => {
+      const tidings = await import('/tidings.js');
+      window.hasLocks = Boolean(navigator.locks);
+      window.got = [];
+      window.source = tidings.subscribe('/.well-known/mercure', [topic], { shared: true });
+      window.source.onmessage = (event) => window.got.push(event.lastEventId);
+    }, topic);
+    tabs.push(page);
+  }
+  assert.equal(await tabs[0].evaluate(() => window.hasLocks), false);
+  for (const page of tabs) {
+    await waitUntil(page, 'the shared stream open', () => window.source.readyState === 1, undefined, { hub });
+  }
+  const subscribers = async () => {
+    const text = await (await fetch(`${hub.url}/metrics`)).text();
+    return Number(/^tidings_subscribers (\d+)/m.exec(text)?.[1]);
+  };
+  const until = async (n) => {
+    const deadline = Date.now() + 10_000;
+    while ((await subscribers()) !== n && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    return subscribers();
+  };
+  assert.equal(await until(1), 1, 'one connection for six tabs');
+  const post = async (n) => {
+    const ids = [];
+    for (let i = 0; i < n; i += 1) {
+      const body = new URLSearchParams({ topic, data: String(i) });
+      const response = await fetch(`${hub.url}/.well-known/mercure`, { method: 'POST', headers: { Authorization: `Bearer ${publisher}` }, body });
+      ids.push(await response.text());
+    }
+    return ids;
+  };
+  const first = await post(3);
+  for (const page of tabs) {
+    await waitUntil(page, 'three updates', (n) => window.got.length >= n, first.length, { hub });
+    assert.deepEqual(await page.evaluate(() => window.got), first);
+  }
+  // Tabs leave; the worker's connection stays for the rest.
+  for (const page of tabs.slice(0, 3)) await page.evaluate(() => window.source.close());
+  const second = await post(3);
+  for (const page of tabs.slice(3)) {
+    await waitUntil(page, 'six updates', (n) => window.got.length >= n, first.length + second.length, { hub });
+    assert.deepEqual(await page.evaluate(() => window.got), [...first, ...second]);
+  }
+  assert.equal(await subscribers(), 1);
+  for (const page of tabs.slice(3)) await page.evaluate(() => window.source.close());
+  assert.equal(await until(0), 0, 'the last tab gone, the connection closes');
+});
