@@ -39,6 +39,8 @@ export class EventSource extends EventTarget {
   readonly lastEventId: string;
   /** With `shared`: whether this tab holds the connection for all. */
   readonly isLeader: boolean;
+  /** Who holds the connection: this tab, another tab, a SharedWorker, or this stream alone. */
+  readonly sharing: 'leader' | 'follower' | 'worker' | 'own';
   onopen: ((this: EventSource, event: Event) => unknown) | null;
   onmessage: ((this: EventSource, event: MessageEvent<string>) => unknown) | null;
   onerror: ((this: EventSource, event: StreamError) => unknown) | null;

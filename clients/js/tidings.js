@@ -218,6 +218,16 @@ export class EventSource extends EventTarget {
     return Boolean(this.#shared?.inner);
   }
 
+  /**
+   * Who holds the connection: `leader` (this tab, for the tabs sharing it),
+   * `follower` (another tab), `worker` (a SharedWorker) or `own` (not shared).
+   */
+  get sharing() {
+    if (this.#port) return 'worker';
+    if (this.#shared) return this.#shared.inner ? 'leader' : 'follower';
+    return 'own';
+  }
+
   // ---- shared: one connection for every tab of the origin -----------------
   //
   // The tabs that open the same stream elect a leader with a Web Lock; the

@@ -281,3 +281,39 @@ test('subscribes with Mercure draft-08 URL patterns when asked to', async (t) =>
   assert.deepEqual(ids, [id], 'only the update the pattern matches');
   assertNoPageErrors(page);
 });
+
+test('two tabs of the dashboard share one connection and show who holds it', async (t) => {
+  const hub = await startHub(t, { dataDir: await tempDataDir(t) });
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const open = async () => {
+    const page = await context.newPage();
+    page.errors = [];
+    page.on('pageerror', (error) => page.errors.push(`uncaught: ${error.message}`));
+    await page.goto(hub.url);
+    await waitForState(page, 'open', { hub });
+    return page;
+  };
+  const first = await open();
+  const second = await open();
+  const sharing = (page) => page.getAttribute('#sharing', 'data-sharing');
+  await waitUntil(second, 'the second tab follows', () => document.querySelector('#sharing').dataset.sharing === 'follower', undefined, { hub });
+  assert.equal(await sharing(first), 'leader');
+  assert.match(await second.textContent('#sharing'), /another tab/);
+  // Each tab shows two streams (the log's and the chart's): two connections
+  // for the two tabs, not four. (Waited for: the chart's may still be opening.)
+  const subscribers = async () => Number(/^tidings_subscribers (\d+)/m.exec(await (await fetch(`${hub.url}/metrics`)).text())?.[1]);
+  const deadline = Date.now() + 10_000;
+  while ((await subscribers()) < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(await subscribers(), 2, 'one connection per stream for two tabs');
+  const token = await demoToken(hub);
+  const id = await publish(hub, token, { topic: 'demo/chat', data: unique('to both tabs') });
+  await waitForEvents(first, [id], { hub });
+  await waitForEvents(second, [id], { hub });
+  // The holding tab closes: the other takes over and says so.
+  await first.close();
+  await waitUntil(second, 'the second tab holds it', () => document.querySelector('#sharing').dataset.sharing === 'leader', undefined, { hub });
+  const next = await publish(hub, token, { topic: 'demo/chat', data: unique('after the handover') });
+  await waitForEvents(second, [next], { hub });
+  assert.deepEqual(second.errors, []);
+});
