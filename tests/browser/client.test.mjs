@@ -8,6 +8,7 @@
 // must agree with each other and with the events written down here.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 
@@ -33,7 +34,24 @@ const VECTORS = [
   ['retry with digits only', 'retry: 12x\nretry: 5000\ndata: r\n\n', [['message', 'r', '']]],
 ];
 
-/** A stream server: `/vector/N` streams VECTORS[N] in small chunks, then ends. */
+// Where Chromium's EventSource parses a codec vector otherwise than the
+// codec (and the spec) does, as [vector, transport, what it dispatched].
+// Measured with Chromium 156 and this server's 1-2-3 byte chunks (the BOM
+// arrives split): a BOM followed at once by a blank line loses the event
+// after it. tidings.js over fetch follows the spec there.
+const NATIVE_DEVIATIONS = [
+  ['BOM alone then a blank line', 'native', []],
+  ['BOM alone then a blank line', 'tidings-native', []],
+];
+
+// The codec's own vectors (crates/codec/tests/vectors.rs writes this file
+// and checks it is current): {name, input: bytes, events}.
+const CODEC_VECTORS = JSON.parse(readFileSync(new URL('./codec-vectors.json', import.meta.url), 'utf8'));
+
+/**
+ * A stream server: `/vector/N` streams VECTORS[N] and `/codec/N` the codec's
+ * vector N, in small chunks, then ends.
+ */
 async function startStreamServer(t) {
   const requests = [];
   const scripts = new Map();
@@ -45,10 +63,12 @@ async function startStreamServer(t) {
       return;
     }
     const url = new URL(req.url, 'http://x');
-    const vector = /^\/vector\/(\d+)$/.exec(url.pathname);
+    const vector = /^\/(vector|codec)\/(\d+)$/.exec(url.pathname);
     if (vector) {
       res.writeHead(200, { ...cors, 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
-      const bytes = Buffer.from(VECTORS[Number(vector[1])][1], 'utf8');
+      const bytes = vector[1] === 'codec'
+        ? Buffer.from(CODEC_VECTORS[Number(vector[2])].input)
+        : Buffer.from(VECTORS[Number(vector[2])][1], 'utf8');
       for (let i = 0; i < bytes.length;) {
         const n = 1 + (i % 3);
         res.write(bytes.subarray(i, i + n));
@@ -91,10 +111,11 @@ async function startPlainHub(t, extraArgs = []) {
 }
 
 /** Reads a stream with `how` (native, tidings-native, tidings-fetch) until it ends; its events. */
-function readAll(page, url, how, count) {
-  return page.evaluate(({ url, how, count }) => new Promise((resolve, reject) => {
+function readAll(page, url, how, expected) {
+  const count = expected.length;
+  const types = [...new Set(['message', ...expected.map(([type]) => type)])];
+  return page.evaluate(({ url, how, count, types }) => new Promise((resolve) => {
     const got = [];
-    const types = ['message', 'chat'];
     const source = how === 'native'
       ? new window.EventSource(url)
       : new window.tidings.EventSource(url, { transport: how === 'tidings-native' ? 'native' : 'fetch' });
@@ -112,8 +133,13 @@ function readAll(page, url, how, count) {
     source.addEventListener('error', () => {
       if (got.length >= count) done();
     });
-    setTimeout(() => reject(new Error(`${how}: ${JSON.stringify(got)} after 10 s`)), 10_000);
-  }), { url, how, count });
+    // A reader that dispatched fewer events than expected is over when the
+    // stream ended and nothing more came: what it got is the answer.
+    setTimeout(() => {
+      source.close();
+      resolve(got);
+    }, 2_500);
+  }), { url, how, count, types });
 }
 
 test('parses every vector as the browser does, over both transports', async (t) => {
@@ -122,10 +148,23 @@ test('parses every vector as the browser does, over both transports', async (t) 
   const page = await clientPage(t, hub);
   for (const [i, [name, , expected]] of VECTORS.entries()) {
     for (const how of ['native', 'tidings-fetch', 'tidings-native']) {
-      const got = await readAll(page, `${streams.url}/vector/${i}`, how, expected.length);
+      const got = await readAll(page, `${streams.url}/vector/${i}`, how, expected);
       assert.deepEqual(got, expected, `${name} (${how})`);
     }
   }
+  // The fetch transport must agree with the codec on every vector; where
+  // Chromium's own parser (and so the native transport) does not, the
+  // difference is written down here, so that a change either way is seen.
+  const deviations = [];
+  for (const [i, { name, events }] of CODEC_VECTORS.entries()) {
+    const fetched = await readAll(page, `${streams.url}/codec/${i}`, 'tidings-fetch', events);
+    assert.deepEqual(fetched, events, `codec vector ${JSON.stringify(name)} (tidings-fetch)`);
+    for (const how of ['native', 'tidings-native']) {
+      const got = await readAll(page, `${streams.url}/codec/${i}`, how, events);
+      if (JSON.stringify(got) !== JSON.stringify(events)) deviations.push([name, how, got]);
+    }
+  }
+  assert.deepEqual(deviations, NATIVE_DEVIATIONS);
   assert.deepEqual(page.errors.filter((e) => !e.includes('/favicon.ico') && !e.includes(streams.url)), []);
 });
 

@@ -373,3 +373,40 @@ fn every_vector_in_every_chunking() {
         assert_every_chunking(vector.name, vector.config, vector.input, &expected);
     }
 }
+
+/// The browser client's tests (`tests/browser/client.test.mjs`) read these
+/// vectors, every one with the default limits, from
+/// `tests/browser/codec-vectors.json`: this keeps that file what the codec
+/// checks. `UPDATE_VECTORS=1 cargo test -p tidings-codec --test vectors`
+/// rewrites it.
+#[test]
+fn the_browser_tests_read_the_same_vectors() {
+    let defaults = DecoderConfig::default();
+    let list: Vec<serde_json::Value> = vectors()
+        .into_iter()
+        .filter(|v| v.config == defaults)
+        .map(|v| {
+            let events: Vec<serde_json::Value> = v
+                .items
+                .iter()
+                .filter_map(|item| match item {
+                    Item::Event(e) => Some(serde_json::json!([e.event_type, e.data, e.id])),
+                    _ => None,
+                })
+                .collect();
+            serde_json::json!({"name": v.name, "input": v.input, "events": events})
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&list).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/browser/codec-vectors.json");
+    if std::env::var_os("UPDATE_VECTORS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        written == text,
+        "{} is not the codec's vectors: UPDATE_VECTORS=1 cargo test -p tidings-codec --test vectors",
+        path.display()
+    );
+}
