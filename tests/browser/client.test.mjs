@@ -386,3 +386,44 @@ test('without Web Locks, shared tabs use one SharedWorker connection, closed whe
   for (const page of tabs.slice(3)) await page.evaluate(() => window.source.close());
   assert.equal(await until(0), 0, 'the last tab gone, the connection closes');
 });
+
+test('reconnection backs off exponentially with jitter up to maxRetry, on the page\'s clock', async (t) => {
+  const hub = await startPlainHub(t);
+  const streams = await startStreamServer(t);
+  // Every connection refused with 503: a reason to retry, never to stop.
+  streams.scripts.set('/busy', (n, req, res, cors) => res.writeHead(503, cors).end('busy'));
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const page = await context.newPage();
+  await page.clock.install();
+  await page.goto(`${hub.url}/healthz`);
+  await page.clock.pauseAt(Date.now() + 1000);
+  // Attempts counted where they start (each reconnection is one fetch).
+  await page.evaluate(async (url) => {
+    const tidings = await import('/tidings.js');
+    const real = window.fetch.bind(window);
+    window.fetches = 0;
+    window.fetch = (...args) => {
+      window.fetches += 1;
+      return real(...args);
+    };
+    window.errors = [];
+    window.source = new tidings.EventSource(url, { retry: 1000, maxRetry: 4000 });
+    window.source.onerror = (event) => window.errors.push(event.status);
+  }, `${streams.url}/busy`);
+  // Delay n is base * 2^n, times a jitter in [0.5, 1), capped at maxRetry:
+  // [500, 1000), [1000, 2000), [2000, 4000), then [2000, 4000) again.
+  const windows = [[500, 1000], [1000, 2000], [2000, 4000], [2000, 4000]];
+  for (const [i, [low, high]] of windows.entries()) {
+    await waitUntil(page, `refusal ${i + 1}`, (n) => window.errors.length >= n, i + 1);
+    await page.clock.runFor(low - 1);
+    assert.equal(await page.evaluate(() => window.fetches), i + 1, `no attempt ${i + 2} before ${low} ms`);
+    await page.clock.runFor(high - low + 1);
+    assert.equal(await page.evaluate(() => window.fetches), i + 2, `attempt ${i + 2} by ${high} ms`);
+  }
+  await waitUntil(page, 'refusal 5', () => window.errors.length >= 5);
+  assert.deepEqual(await page.evaluate(() => window.errors), [503, 503, 503, 503, 503]);
+  assert.equal(await page.evaluate(() => window.source.readyState), 0, 'still reconnecting');
+  assert.equal(streams.requests.filter((r) => r.method === 'GET' && r.url === '/busy').length, 5);
+  await page.evaluate(() => window.source.close());
+});
