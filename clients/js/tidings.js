@@ -161,14 +161,15 @@ export class EventSource extends EventTarget {
     );
     this.#parser.lastEventId = options.lastEventId ?? '';
     this.#parser.idBuffer = this.#parser.lastEventId;
-    if (options.shared && typeof BroadcastChannel === 'function' && globalThis.navigator?.locks) {
-      this.#startShared();
+    if (options.shared && typeof SharedWorker === 'function' && WORKER_URL) {
+      // A SharedWorker holds the one connection: it outlives any one tab,
+      // so no tab's closing hands anything over.
+      this.#startWorker();
       return;
     }
-    if (options.shared && typeof SharedWorker === 'function' && WORKER_URL) {
-      // No Web Locks (a plain-http page on another host than localhost):
-      // a SharedWorker holds the one connection instead.
-      this.#startWorker();
+    if (options.shared && typeof BroadcastChannel === 'function' && globalThis.navigator?.locks) {
+      // No SharedWorker (Chrome on Android, for one): a leader tab holds it.
+      this.#startShared();
       return;
     }
     // Anything the browser's object cannot do needs the fetch transport.
@@ -514,9 +515,9 @@ function portable(options) {
   return { ...rest, headers: [...new Headers(options.headers ?? {}).entries()] };
 }
 
-// This module, loaded as a module SharedWorker by pages without Web Locks:
-// it holds one connection per stream for every tab that opens it, and closes
-// it when the last tab leaves.
+// This module, loaded as a module SharedWorker by the pages that share a
+// stream: it holds one connection per stream for every tab that opens it,
+// and closes it when the last tab leaves.
 const WORKER_URL = typeof import.meta === 'object' ? import.meta.url : '';
 
 if (typeof SharedWorkerGlobalScope === 'function' && globalThis instanceof SharedWorkerGlobalScope) {
