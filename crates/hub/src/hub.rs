@@ -322,16 +322,8 @@ impl Hub {
             return Err(Error::Closed);
         }
         shared.wait_opened().await?;
-        let base = shared.config.base_url.as_ref();
         let compile = |list: &[Matcher]| -> Result<Box<[Selector]>> {
-            list.iter()
-                .map(|m| {
-                    shared
-                        .selectors
-                        .get_or_compile_matcher(m, base)
-                        .map_err(|e| Error::InvalidSelector(format!("{:?}: {e}", m.value)))
-                })
-                .collect()
+            list.iter().map(|m| self.matcher(m)).collect()
         };
         let selectors = compile(&request.selectors)?;
         let authorized = request.authorized.as_deref().map(compile).transpose()?;

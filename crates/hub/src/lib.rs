@@ -94,7 +94,7 @@ pub use log::{
 };
 pub use presence::{
     LocalPresence, Presence, Reaped, SUBSCRIPTIONS_PREFIX, SubscriptionInfo,
-    draft08_subscription_topic, subscription_topic,
+    draft08_subscription_topic, draft08_subscriptions_path, subscription_topic,
 };
 pub use selector::{
     MAX_TEMPLATE_LEN, MAX_TEMPLATE_VARIABLES, MAX_URL_PATTERN_LEN, MatchType, Matcher,

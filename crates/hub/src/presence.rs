@@ -153,18 +153,30 @@ pub fn draft08_subscription_topic(
     selector: &str,
     subscriber: &str,
 ) -> String {
+    format!(
+        "{}/{}",
+        draft08_subscriptions_path(match_type, selector),
+        escape_component(subscriber)
+    )
+}
+
+/// Draft-08's `/.well-known/mercure/subscriptions/{match_type}/{match}`: the
+/// subscription API's list of one matcher's subscriptions.
+pub fn draft08_subscriptions_path(match_type: MatchType, selector: &str) -> String {
+    format!(
+        "{SUBSCRIPTIONS_PREFIX}/{}/{}",
+        match_type.as_str(),
+        escape_component(selector)
+    )
+}
+
+fn escape_component(s: &str) -> String {
     const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'.')
         .remove(b'_')
         .remove(b'~');
-    let escape = |s: &str| percent_encoding::utf8_percent_encode(s, COMPONENT).to_string();
-    format!(
-        "{SUBSCRIPTIONS_PREFIX}/{}/{}/{}",
-        match_type.as_str(),
-        escape(selector),
-        escape(subscriber)
-    )
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// `/.well-known/mercure/subscriptions/{selector}/{subscriber}`, escaped as Go's

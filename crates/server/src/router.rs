@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tidings_hub::{MatchType, SUBSCRIPTIONS_PREFIX, draft08_subscription_topic};
+use tidings_hub::{
+    MatchType, SUBSCRIPTIONS_PREFIX, draft08_subscription_topic, draft08_subscriptions_path,
+};
 
 use crate::error::ApiError;
 use crate::state::SharedState;
@@ -434,8 +436,7 @@ async fn subscription(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     if let Some(match_type) = draft08_type(&first) {
-        let id = draft08_subscription_topic(match_type, &second, "");
-        let id = id.trim_end_matches('/').to_owned();
+        let id = draft08_subscriptions_path(match_type, &second);
         authorize_presence(&state, &headers, query.as_deref(), &id)?;
         let list = documents(&state, |t, s, _| t == match_type && s == second).await?;
         return Ok(draft08_list(&state, id, list));

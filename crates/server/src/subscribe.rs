@@ -106,6 +106,16 @@ fn check_matcher(key: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A URL pattern that does not compile is the client's error (400). The
+/// hub's selector cache keeps what compiled, so subscribing after this
+/// check looks the patterns up rather than compiling them again.
+fn check_selectors(state: &AppState, parsed: &Query) -> Result<(), ApiError> {
+    for selector in &parsed.selectors {
+        state.hub.matcher(selector).map_err(ApiError::from)?;
+    }
+    Ok(())
+}
+
 /// Authorizes and opens a subscription for a request.
 /// `stream_of`: the client's address when the subscription is an HTTP/2
 /// stream, which counts against its per-IP limit.
@@ -116,11 +126,8 @@ pub(crate) async fn open(
     stream_of: Option<std::net::IpAddr>,
 ) -> Result<Opened, ApiError> {
     let parsed = parse_query(query, state.config.max_topics)?;
-    for selector in &parsed.selectors {
-        // A URL pattern that does not compile is the client's error (400),
-        // found before the subscription counts against any limit.
-        state.hub.matcher(selector).map_err(ApiError::from)?;
-    }
+    // Before the subscription counts against any limit.
+    check_selectors(state, &parsed)?;
     let last_event_id = requested_last_event_id(headers, parsed.last_event_id);
     let claims = subscriber_claims(state, headers, query)?;
     let mut request = SubscribeRequest::new(parsed.selectors);
@@ -179,9 +186,7 @@ pub(crate) fn probe(
     query: Option<&str>,
 ) -> Result<Vec<(&'static str, String)>, ApiError> {
     let parsed = parse_query(query, state.config.max_topics)?;
-    for selector in &parsed.selectors {
-        state.hub.matcher(selector).map_err(ApiError::from)?;
-    }
+    check_selectors(state, &parsed)?;
     subscriber_claims(state, headers, query)?;
     let last_event_id = requested_last_event_id(headers, parsed.last_event_id)
         .unwrap_or_else(|| state.hub.last_event_id());

@@ -286,13 +286,17 @@ async fn publishes_draft_08_refuses_are_400_and_success_is_plain_text() {
 /// The issuer the draft-08 auth tests' hub trusts.
 const ISSUER: &str = "https://issuer.example";
 
-async fn strict_hub() -> TestHub {
-    TestHub::start(tidings_server::Config {
+/// A hub that trusts [`ISSUER`]'s draft-08 tokens.
+fn strict_config() -> tidings_server::Config {
+    tidings_server::Config {
         public_url: Some(HUB_URL.into()),
         jwt_issuer: vec![ISSUER.into()],
         ..config()
-    })
-    .await
+    }
+}
+
+async fn strict_hub() -> TestHub {
+    TestHub::start(strict_config()).await
 }
 
 /// A token signed with the tests' secret: `header` and `claims` as given.
@@ -649,10 +653,8 @@ async fn minted_draft_08_tokens_are_accepted() {
 #[tokio::test]
 async fn subscription_events_and_the_api_speak_each_subscribers_draft() {
     let hub = TestHub::start(tidings_server::Config {
-        public_url: Some(HUB_URL.into()),
-        jwt_issuer: vec![ISSUER.into()],
         subscriptions: true,
-        ..config()
+        ..strict_config()
     })
     .await;
     let watcher = sign(
@@ -854,10 +856,8 @@ async fn a_query_request_subscribes_with_the_union_of_its_body_and_url() {
 #[tokio::test]
 async fn grants_are_capped_and_the_payload_is_the_first_matching_details() {
     let hub = TestHub::start(tidings_server::Config {
-        public_url: Some(HUB_URL.into()),
-        jwt_issuer: vec![ISSUER.into()],
         subscriptions: true,
-        ..config()
+        ..strict_config()
     })
     .await;
     // 101 details (or 101 topics over them): the whole token is refused.
