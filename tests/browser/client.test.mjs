@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 
-import { launchBrowser, openPage, startHub, tempDataDir, unique, waitUntil } from './support.mjs';
+import { launchBrowser, mintToken, openPage, startHub, subscriberCount, tempDataDir, unique, untilSubscribers, waitUntil } from './support.mjs';
 
 let browser;
 before(async () => {
@@ -106,6 +106,40 @@ async function clientPage(t, hub) {
   return page;
 }
 
+/**
+ * `n` tabs in `context` following `topic` with `shared: true`; each collects
+ * the ids it receives in `window.got` and its uncaught errors in `page.errors`.
+ */
+async function openSharedTabs(context, hub, topic, n) {
+  const tabs = [];
+  for (let i = 0; i < n; i += 1) {
+    const page = await context.newPage();
+    page.errors = [];
+    page.on('pageerror', (error) => page.errors.push(`uncaught: ${error.message}`));
+    await page.goto(`${hub.url}/healthz`);
+    await page.evaluate(async (topic) => {
+      const tidings = await import('/tidings.js');
+      window.got = [];
+      window.source = tidings.subscribe('/.well-known/mercure', [topic], { shared: true });
+      window.source.onmessage = (event) => window.got.push(event.lastEventId);
+    }, topic);
+    tabs.push(page);
+  }
+  return tabs;
+}
+
+/** Publishes `n` updates on `topic`, one after another; their ids. */
+async function postUpdates(hub, token, topic, n) {
+  const ids = [];
+  for (let i = 0; i < n; i += 1) {
+    const body = new URLSearchParams({ topic, data: String(i) });
+    const response = await fetch(`${hub.url}/.well-known/mercure`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body });
+    assert.equal(response.status, 200);
+    ids.push(await response.text());
+  }
+  return ids;
+}
+
 async function startPlainHub(t, extraArgs = []) {
   return startHub(t, { dataDir: await tempDataDir(t), extraArgs: ['--storage', 'memory', ...extraArgs] });
 }
@@ -171,11 +205,8 @@ test('parses every vector as the browser does, over both transports', async (t) 
 test('a token in the Authorization header opens a private stream, no cookie or query', async (t) => {
   const secret = 'client-test-secret-0123456789abcdef0123456789';
   const hub = await startPlainHub(t, ['--jwt-key', secret, '--anonymous']);
-  const { execFileSync } = await import('node:child_process');
-  const { TIDINGS_BIN } = await import('./support.mjs');
-  const mint = (...claims) => execFileSync(TIDINGS_BIN, ['token', '--key', secret, ...claims], { encoding: 'utf8' }).trim();
-  const subscriber = mint('--subscribe', 'secret');
-  const publisher = mint('--publish', '*');
+  const subscriber = mintToken(secret, '--subscribe', 'secret');
+  const publisher = mintToken(secret, '--publish', '*');
   const page = await clientPage(t, hub);
   await page.evaluate(({ token }) => {
     window.got = [];
@@ -255,9 +286,7 @@ test('reconnects with retry: and Last-Event-ID, discards a half event, and recon
 test('without SharedWorker, ten tabs with shared: true hold one connection through a leader, get every update once, and lose nothing when the leader closes', async (t) => {
   const secret = 'client-test-secret-0123456789abcdef0123456789';
   const hub = await startPlainHub(t, ['--jwt-key', secret, '--anonymous']);
-  const { execFileSync } = await import('node:child_process');
-  const { TIDINGS_BIN } = await import('./support.mjs');
-  const publisher = execFileSync(TIDINGS_BIN, ['token', '--key', secret, '--publish', '*'], { encoding: 'utf8' }).trim();
+  const publisher = mintToken(secret, '--publish', '*');
   const topic = unique('shared');
   // One browser context: its tabs share an origin's locks and channels.
   // Without SharedWorker (as on Chrome for Android), so that a leader tab
@@ -267,38 +296,12 @@ test('without SharedWorker, ten tabs with shared: true hold one connection throu
   await context.addInitScript(() => {
     delete window.SharedWorker;
   });
-  const tabs = [];
-  for (let i = 0; i < 10; i += 1) {
-    const page = await context.newPage();
-    page.errors = [];
-    page.on('pageerror', (error) => page.errors.push(`uncaught: ${error.message}`));
-    await page.goto(`${hub.url}/healthz`);
-    await page.evaluate(async (topic) => {
-      const tidings = await import('/tidings.js');
-      window.got = [];
-      window.source = tidings.subscribe('/.well-known/mercure', [topic], { shared: true });
-      window.source.onmessage = (event) => window.got.push(event.lastEventId);
-    }, topic);
-    tabs.push(page);
-  }
+  const tabs = await openSharedTabs(context, hub, topic, 10);
   for (const page of tabs) {
     await waitUntil(page, 'the shared stream open', () => window.source.readyState === 1, undefined, { hub });
   }
-  const subscribers = async () => {
-    const text = await (await fetch(`${hub.url}/metrics`)).text();
-    return Number(/^tidings_subscribers (\d+)/m.exec(text)?.[1]);
-  };
-  assert.equal(await subscribers(), 1, 'one connection for ten tabs');
-  const post = async (n) => {
-    const ids = [];
-    for (let i = 0; i < n; i += 1) {
-      const body = new URLSearchParams({ topic, data: String(i) });
-      const response = await fetch(`${hub.url}/.well-known/mercure`, { method: 'POST', headers: { Authorization: `Bearer ${publisher}` }, body });
-      assert.equal(response.status, 200);
-      ids.push(await response.text());
-    }
-    return ids;
-  };
+  assert.equal(await subscriberCount(hub), 1, 'one connection for ten tabs');
+  const post = (n) => postUpdates(hub, publisher, topic, n);
   const first = await post(5);
   for (const page of tabs) {
     await waitUntil(page, 'five updates', (n) => window.got.length >= n, first.length, { hub });
@@ -319,57 +322,24 @@ test('without SharedWorker, ten tabs with shared: true hold one connection throu
   let newLeaders = 0;
   for (const page of rest) if (await page.evaluate(() => window.source.isLeader)) newLeaders += 1;
   assert.equal(newLeaders, 1);
-  // The closed tab's connection goes when the hub sees its socket close.
-  const deadline = Date.now() + 10_000;
-  while ((await subscribers()) !== 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  assert.equal(await subscribers(), 1, 'still one connection');
+  assert.equal(await untilSubscribers(hub, 1), 1, 'still one connection');
   assert.deepEqual(rest.flatMap((page) => page.errors), []);
 });
 
 test('ten tabs with shared: true hold one SharedWorker connection, and it closes when the last tab leaves', async (t) => {
   const secret = 'client-test-secret-0123456789abcdef0123456789';
   const hub = await startPlainHub(t, ['--jwt-key', secret, '--anonymous']);
-  const { execFileSync } = await import('node:child_process');
-  const { TIDINGS_BIN } = await import('./support.mjs');
-  const publisher = execFileSync(TIDINGS_BIN, ['token', '--key', secret, '--publish', '*'], { encoding: 'utf8' }).trim();
+  const publisher = mintToken(secret, '--publish', '*');
   const topic = unique('worker');
   const context = await browser.newContext();
   t.after(() => context.close());
-  const tabs = [];
-  for (let i = 0; i < 10; i += 1) {
-    const page = await context.newPage();
-    await page.goto(`${hub.url}/healthz`);
-    await page.evaluate(async (topic) => {
-      const tidings = await import('/tidings.js');
-      window.got = [];
-      window.source = tidings.subscribe('/.well-known/mercure', [topic], { shared: true });
-      window.source.onmessage = (event) => window.got.push(event.lastEventId);
-    }, topic);
-    tabs.push(page);
-  }
+  const tabs = await openSharedTabs(context, hub, topic, 10);
   assert.equal(await tabs[0].evaluate(() => window.source.sharing), 'worker');
   for (const page of tabs) {
     await waitUntil(page, 'the shared stream open', () => window.source.readyState === 1, undefined, { hub });
   }
-  const subscribers = async () => {
-    const text = await (await fetch(`${hub.url}/metrics`)).text();
-    return Number(/^tidings_subscribers (\d+)/m.exec(text)?.[1]);
-  };
-  const until = async (n) => {
-    const deadline = Date.now() + 10_000;
-    while ((await subscribers()) !== n && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    return subscribers();
-  };
-  assert.equal(await until(1), 1, 'one connection for ten tabs');
-  const post = async (n) => {
-    const ids = [];
-    for (let i = 0; i < n; i += 1) {
-      const body = new URLSearchParams({ topic, data: String(i) });
-      const response = await fetch(`${hub.url}/.well-known/mercure`, { method: 'POST', headers: { Authorization: `Bearer ${publisher}` }, body });
-      ids.push(await response.text());
-    }
-    return ids;
-  };
+  assert.equal(await untilSubscribers(hub, 1), 1, 'one connection for ten tabs');
+  const post = (n) => postUpdates(hub, publisher, topic, n);
   const first = await post(3);
   for (const page of tabs) {
     await waitUntil(page, 'three updates', (n) => window.got.length >= n, first.length, { hub });
@@ -384,9 +354,9 @@ test('ten tabs with shared: true hold one SharedWorker connection, and it closes
     await waitUntil(page, 'six updates', (n) => window.got.length >= n, first.length + second.length, { hub });
     assert.deepEqual(await page.evaluate(() => window.got), [...first, ...second]);
   }
-  assert.equal(await subscribers(), 1);
+  assert.equal(await subscriberCount(hub), 1);
   for (const page of tabs.slice(6)) await page.evaluate(() => window.source.close());
-  assert.equal(await until(0), 0, 'the last tab gone, the connection closes');
+  assert.equal(await untilSubscribers(hub, 0), 0, 'the last tab gone, the connection closes');
 });
 
 test('reconnection backs off exponentially with jitter up to maxRetry, on the page\'s clock', async (t) => {

@@ -20,6 +20,7 @@ import {
   stopHub,
   tempDataDir,
   unique,
+  untilSubscribers,
   waitForEvents,
   waitForState,
   waitUntil,
@@ -307,10 +308,7 @@ test('two tabs of the dashboard share one connection and show who holds it', asy
   assert.match(await second.textContent('#sharing'), /another tab/);
   // Each tab shows two streams (the log's and the chart's): two connections
   // for the two tabs, not four. (Waited for: the chart's may still be opening.)
-  const subscribers = async () => Number(/^tidings_subscribers (\d+)/m.exec(await (await fetch(`${hub.url}/metrics`)).text())?.[1]);
-  const deadline = Date.now() + 10_000;
-  while ((await subscribers()) < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  assert.equal(await subscribers(), 2, 'one connection per stream for two tabs');
+  assert.equal(await untilSubscribers(hub, 2), 2, 'one connection per stream for two tabs');
   const token = await demoToken(hub);
   const id = await publish(hub, token, { topic: 'demo/chat', data: unique('to both tabs') });
   await waitForEvents(first, [id], { hub });

@@ -9,10 +9,9 @@
 // first event the stream gets.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
-import { TIDINGS_BIN, launchBrowser, openPage, startHub, tempDataDir, unique, waitUntil } from './support.mjs';
+import { launchBrowser, mintToken, openPage, startHub, tempDataDir, unique, waitUntil } from './support.mjs';
 
 // The conformance suite's token: HS256, typ at+jwt, this issuer and audience,
 // publish and subscribe on every topic.
@@ -26,11 +25,9 @@ before(async () => {
 });
 after(() => browser?.close());
 
-function mintToken() {
-  return execFileSync(TIDINGS_BIN, [
-    'token', '--key', SECRET, '--draft', '08', '--issuer', ISSUER, '--audience', AUDIENCE,
-    '--publish', '*', '--subscribe', '*', '--ttl', '600',
-  ], { encoding: 'utf8' }).trim();
+function mintDraft08() {
+  return mintToken(SECRET, '--draft', '08', '--issuer', ISSUER, '--audience', AUDIENCE,
+    '--publish', '*', '--subscribe', '*', '--ttl', '600');
 }
 
 async function startStrictHub(t) {
@@ -82,7 +79,7 @@ const received = [
 for (const [what, query, topic] of received) {
   test(`an update on ${what} arrives with its id and multi-line data`, async (t) => {
     const hub = await startStrictHub(t);
-    const token = mintToken();
+    const token = mintDraft08();
     const page = await openPage(t, browser, `${hub.url}/healthz`);
     const random = unique('r').replace(/\W/g, '');
     await subscribe(page, query(random), hub);
@@ -105,7 +102,7 @@ const refused = [
 for (const [what, query, topic, isPrivate] of refused) {
   test(`an update on ${what} does not arrive`, async (t) => {
     const hub = await startStrictHub(t);
-    const token = mintToken();
+    const token = mintDraft08();
     const page = await openPage(t, browser, `${hub.url}/healthz`);
     const random = unique('r').replace(/\W/g, '');
     const marker = `marker-${random}`;

@@ -2,7 +2,7 @@
 // restarted on the same port), publishing over plain HTTP, Debian's Chromium
 // through playwright-core, and waiting for DOM states instead of sleeping.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import https from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -250,4 +250,27 @@ export function duplicates(entries) {
 
 export function unique(label) {
   return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** A token minted by `tidings token --key KEY ARGS…`. */
+export function mintToken(key, ...args) {
+  return execFileSync(TIDINGS_BIN, ['token', '--key', key, ...args], { encoding: 'utf8' }).trim();
+}
+
+/** The hub's `tidings_subscribers` gauge: the subscriber connections it holds. */
+export async function subscriberCount(hub) {
+  const text = await (await fetch(`${hub.url}/metrics`)).text();
+  return Number(/^tidings_subscribers (\d+)/m.exec(text)?.[1]);
+}
+
+/**
+ * The subscriber count once it is `n`, or what it is after WAIT_MS: a
+ * connection closed by a page goes when the hub sees its socket close.
+ */
+export async function untilSubscribers(hub, n) {
+  const deadline = Date.now() + WAIT_MS;
+  while ((await subscriberCount(hub)) !== n && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return subscriberCount(hub);
 }
