@@ -290,14 +290,7 @@ impl Conn {
     pub(crate) async fn subscribe(self, path: &str, headers: &[(&str, &str)]) -> Sse {
         let mut conn = self;
         let response = conn.send("GET", path, headers, Bytes::new()).await;
-        let (parts, body) = response.into_parts();
-        Sse {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-            decoder: Decoder::new(),
-            _conn: conn,
-        }
+        Sse::from_response(response, conn)
     }
 }
 
