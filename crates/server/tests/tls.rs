@@ -132,6 +132,54 @@ async fn every_http2_stream_counts_against_the_per_ip_limit() {
     hub.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_http2_stream_does_not_delay_the_other_streams_of_its_connection() {
+    const UPDATES: usize = 2000;
+    let hub = TestHub::start(https()).await;
+    // One connection for both streams; a stream may hold 64 KiB unread, the
+    // connection far more, so the stalled stream cannot stall its sibling.
+    let h2 = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http2_adaptive_window(false)
+        .http2_initial_stream_window_size(64 * 1024)
+        .http2_initial_connection_window_size(64 * 1024 * 1024)
+        .build()
+        .unwrap();
+    let url = format!("https://{}/.well-known/mercure?topic=t", hub.addr);
+    let mut stalled = h2.get(&url).send().await.unwrap();
+    let mut reading = h2.get(&url).send().await.unwrap();
+    assert_eq!(stalled.version(), Version::HTTP_2);
+    assert_eq!(reading.status(), StatusCode::OK);
+    let padding = "x".repeat(4096);
+    let expected: Vec<String> = (0..UPDATES).map(|i| format!("{i:05}-{padding}")).collect();
+    let reader = tokio::spawn(async move { events(&mut reading, UPDATES).await });
+    let publisher = client(true);
+    for data in &expected {
+        publish(&publisher, &hub, data).await;
+    }
+    let received = timeout(WAIT, reader).await.unwrap().unwrap();
+    assert!(received == expected, "the reading stream's updates differ");
+    // The stalled stream fell behind the hub's queue ...
+    let metrics = publisher
+        .get(format!("https://{}/metrics", hub.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let slow = metrics
+        .lines()
+        .find(|l| l.starts_with("tidings_slow_subscribers_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(slow >= 1.0, "the stalled stream never lagged:\n{metrics}");
+    // ... and, once read, catches up from history with everything in order.
+    assert!(events(&mut stalled, UPDATES).await == expected);
+    hub.stop().await;
+}
+
 /// Reads until the server closes the connection; panics if it does not
 /// within the wait. Returns how long that took.
 async fn closed_by_server(mut stream: tokio::net::TcpStream) -> Duration {
