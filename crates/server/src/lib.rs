@@ -239,6 +239,45 @@ impl Server {
         self.node.as_deref()
     }
 
+    /// The hub's HTTP endpoints as an axum router, to merge into an
+    /// application's own: the Mercure endpoint (subscribe, publish, the
+    /// subscription API, metadata) at `/.well-known/mercure` and `/events`,
+    /// the browser client at `/tidings.js`, `/healthz`, `/readyz` and
+    /// `/metrics`, with the configured auth, CORS and limits. It leaves out
+    /// the dashboard at `/` and has no fallback, so the application keeps
+    /// its own.
+    ///
+    /// Served this way, by the application's `axum::serve`, every request
+    /// goes through hyper: the per-IP limit and the lean subscription path
+    /// of [`serve`](Server::serve) do not apply, the subscriber limit does.
+    /// Streams end when [`Hub::shutdown`] is called, so call it before (or
+    /// in) the graceful shutdown that waits for them.
+    ///
+    /// ```no_run
+    /// use axum::{Router, routing::get};
+    /// use tidings_hub::Update;
+    /// use tidings_server::{Config, Server, Storage};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = Server::new(Config { storage: Storage::Memory, ..Config::default() })?;
+    /// let hub = server.hub().clone();
+    /// let app = Router::new()
+    ///     .route("/", get(|| async { "my app" }))
+    ///     .merge(server.router());
+    /// hub.publish(Update::new("news", "hello")).await?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// axum::serve(listener, app)
+    ///     .with_graceful_shutdown(async move {
+    ///         tokio::signal::ctrl_c().await.ok();
+    ///         hub.shutdown().await;
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn router(&self) -> axum::Router {
+        router::mountable(self.state.clone())
+    }
+
     /// The hub behind the server: publish to it from the same program.
     pub fn hub(&self) -> &Hub {
         &self.state.hub

@@ -18,8 +18,34 @@ use crate::subscribe;
 /// Where RFC 9728 protected-resource metadata lives, before the resource's path.
 pub(crate) const METADATA_PREFIX: &str = "/.well-known/oauth-protected-resource";
 
-/// Builds the router over the shared state.
+/// Builds the router over the shared state: the hub's endpoints, the
+/// dashboard at `/`, and a 404 that says where the endpoints are.
 pub(crate) fn router(state: SharedState) -> Router {
+    endpoints()
+        .route("/", get(|| async { Html(include_str!("demo/index.html")) }))
+        .route("/demo/token", get(demo_token))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::middleware,
+        ))
+        .with_state(state)
+}
+
+/// The hub's endpoints alone, for an application to merge into its own
+/// router ([`Server::router`](crate::Server::router)): no page at `/`, no
+/// fallback, and CORS on these routes only.
+pub(crate) fn mountable(state: SharedState) -> Router {
+    endpoints()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::middleware,
+        ))
+        .with_state(state)
+}
+
+/// Every route of the protocol, the browser client, health and metrics.
+fn endpoints() -> Router<SharedState> {
     Router::new()
         // HEAD is routed explicitly on both endpoints: axum would otherwise
         // answer a HEAD with the GET handler, which subscribes.
@@ -57,14 +83,6 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/", get(|| async { Html(include_str!("demo/index.html")) }))
-        .route("/demo/token", get(demo_token))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::cors::middleware,
-        ))
-        .with_state(state)
 }
 
 /// RFC 9728 metadata of the hub as a protected resource, with Mercure
