@@ -2,7 +2,8 @@
 # The dashboard's real-browser tests, from a fresh Debian machine: installs
 # Debian's Chromium (and Node.js) when missing, the pinned playwright-core
 # (which downloads no browser), builds the hub unless TIDINGS_BIN names one,
-# and runs Node's test runner. Exits non-zero on any failure; never skips.
+# builds the examples unless TIDINGS_EXAMPLES_DIR names them, and runs Node's
+# test runner. Exits non-zero on any failure; never skips.
 #
 #   tests/browser/run.sh                      # everything
 #   TIDINGS_BIN=target/release/tidings tests/browser/run.sh
@@ -39,16 +40,21 @@ if [[ "$installed" != "$pinned" ]]; then
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi
 
+target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
 if [[ -z "${TIDINGS_BIN:-}" ]]; then
     step "building the hub"
     (cd "$root" && cargo build -p tidings)
-    target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
     export TIDINGS_BIN="$target_dir/debug/tidings"
 fi
 # A relative TIDINGS_BIN is taken from where the script was started.
 TIDINGS_BIN="$(cd "$invoked_from" && realpath -m "$TIDINGS_BIN")"
 [[ -x "$TIDINGS_BIN" ]] || { echo "error: TIDINGS_BIN=$TIDINGS_BIN is not an executable" >&2; exit 1; }
 export TIDINGS_BIN CHROMIUM_BIN="$chromium"
+if [[ -z "${TIDINGS_EXAMPLES_DIR:-}" ]]; then
+    step "building the examples"
+    (cd "$root" && cargo build -p tidings-examples --examples)
+    export TIDINGS_EXAMPLES_DIR="$target_dir/debug/examples"
+fi
 
 step "browser tests ($TIDINGS_BIN, $("$chromium" --version 2>/dev/null | tail -n 1))"
-node --test --test-concurrency=1 --test-timeout=120000 dashboard.test.mjs http2.test.mjs mercure08.test.mjs client.test.mjs
+node --test --test-concurrency=1 --test-timeout=120000 dashboard.test.mjs http2.test.mjs mercure08.test.mjs client.test.mjs examples.test.mjs

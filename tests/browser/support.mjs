@@ -41,12 +41,22 @@ export async function tempDataDir(t) {
  * banner names the address. The returned hub is killed when the test ends,
  * whatever happens.
  */
-export async function startHub(t, { dataDir, port = 0, demo = false, extraArgs = [] }) {
+export function startHub(t, { dataDir, port = 0, demo = false, extraArgs = [] }) {
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...extraArgs];
   if (demo) args.push('--demo');
-  const child = spawn(TIDINGS_BIN, args, {
+  return startServer(t, { command: TIDINGS_BIN, args, banner: /^Tidings hub listening on (https?:\/\/\S+)/ });
+}
+
+/**
+ * Starts a program that serves HTTP and resolves once a line of its standard
+ * output matches `banner`, whose first group is the URL it listens on. The
+ * program is killed when the test ends, whatever happens; its last lines of
+ * output are in `log`, for failure messages.
+ */
+export async function startServer(t, { command, args = [], env = {}, banner }) {
+  const child = spawn(command, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1', ...env },
   });
   running.add(child);
   const exited = new Promise((resolve) => {
@@ -57,27 +67,28 @@ export async function startHub(t, { dataDir, port = 0, demo = false, extraArgs =
   });
   const hub = { child, exited, log: [], url: '', port: 0 };
   t.after(() => stopHub(hub));
-  // Keep the last lines of the hub's log for failure messages; reading both
-  // pipes also keeps the hub from blocking on a full pipe.
+  // Keep the last lines of the program's log for failure messages; reading
+  // both pipes also keeps it from blocking on a full pipe.
   const keep = (line) => {
     hub.log.push(line);
     if (hub.log.length > 200) hub.log.shift();
   };
   createInterface({ input: child.stderr }).on('line', keep);
   const stdout = createInterface({ input: child.stdout });
+  const name = path.basename(command);
   hub.url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the hub printed no banner within 15 s:\n${hub.log.join('\n')}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`${name} printed no banner within 15 s:\n${hub.log.join('\n')}`)), 15_000);
     child.once('error', (error) => {
       clearTimeout(timer);
-      reject(new Error(`cannot run ${TIDINGS_BIN}: ${error.message} (build it, or set TIDINGS_BIN)`));
+      reject(new Error(`cannot run ${command}: ${error.message} (build it, or set TIDINGS_BIN)`));
     });
     exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`the hub exited (${code ?? signal}) before listening:\n${hub.log.join('\n')}`));
+      reject(new Error(`${name} exited (${code ?? signal}) before listening:\n${hub.log.join('\n')}`));
     });
     stdout.on('line', (line) => {
       keep(line);
-      const match = /^Tidings hub listening on (https?:\/\/\S+)/.exec(line);
+      const match = banner.exec(line);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]);
