@@ -18,6 +18,9 @@
 //!
 //! `LISTEN=127.0.0.1:0` picks a free port.
 
+#[path = "../serve.rs"]
+mod serve;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -44,16 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/answers", post(ask))
         .with_state(hub.clone())
         .merge(server.router());
-    let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::signal::ctrl_c().await.ok();
-            hub.shutdown().await;
-        })
-        .await?;
-    Ok(())
+    serve::serve(app, hub).await
 }
 
 #[derive(serde::Deserialize)]

@@ -12,6 +12,9 @@
 //! `Last-Event-ID`: the hub's history replays what came meanwhile, once.
 //! `LISTEN=127.0.0.1:0` picks a free port.
 
+#[path = "../serve.rs"]
+mod serve;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -39,16 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/jobs", post(start))
         .with_state(hub.clone())
         .merge(server.router());
-    let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::signal::ctrl_c().await.ok();
-            hub.shutdown().await;
-        })
-        .await?;
-    Ok(())
+    serve::serve(app, hub).await
 }
 
 /// Starts a job in the background and answers where to follow it.

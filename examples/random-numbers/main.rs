@@ -26,6 +26,9 @@
 //! keep-alives, and history, so a page that reconnects gets what it missed.
 //! `LISTEN=127.0.0.1:0` picks a free port.
 
+#[path = "../serve.rs"]
+mod serve;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -46,21 +49,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/", get(|| async { Html(include_str!("page.html")) }))
         .merge(server.router());
-    let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::signal::ctrl_c().await.ok();
-            hub.shutdown().await;
-        })
-        .await?;
-    Ok(())
+    serve::serve(app, hub).await
 }
 
 /// One random number a second, as JSON, for every page at once.
 async fn numbers(hub: Hub) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
+    // After a stall, carry on a second apart rather than catch up in a burst.
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
         let timestamp = SystemTime::now()

@@ -154,10 +154,10 @@ test('2, live random numbers: a JSON {timestamp, value} a second on the page', a
   await waitUntil(page, 'three numbers', () => document.querySelectorAll('#numbers tr').length >= 3, null, { hub: app });
   const rows = await page.$$eval('#numbers tr', (trs) => trs.map((tr) => ({ timestamp: Number(tr.dataset.timestamp), value: Number(tr.dataset.value) })));
   for (const { value } of rows) assert.ok(value >= 0 && value < 1, `value ${value}`);
-  // Newest first, about a second apart.
+  // Newest first, a second apart (or more, on a stalled machine).
   for (let i = 1; i < rows.length; i++) {
     const gap = rows[i - 1].timestamp - rows[i].timestamp;
-    assert.ok(gap > 500 && gap < 2500, `timestamps ${rows[i - 1].timestamp} then ${rows[i].timestamp}`);
+    assert.ok(gap >= 950 && gap < 10_000, `timestamps ${rows[i - 1].timestamp} then ${rows[i].timestamp}`);
   }
   assert.equal(await page.textContent('#latest'), rows[0].value.toFixed(4));
   assertNoPageErrors(page);

@@ -303,12 +303,7 @@ async fn a_stalled_subscriber_does_not_delay_the_others() {
 
     // The stalled subscriber fell behind (its socket filled up) ...
     let metrics = hub.get("/metrics").await.body;
-    let slow = metrics
-        .lines()
-        .find(|l| l.starts_with("tidings_slow_subscribers_total"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let slow = common::metric(&metrics, "tidings_slow_subscribers_total");
     assert!(
         slow >= 1.0,
         "the stalled subscriber never lagged ({took:?}):\n{metrics}"

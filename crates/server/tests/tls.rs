@@ -168,12 +168,7 @@ async fn a_stalled_http2_stream_does_not_delay_the_other_streams_of_its_connecti
         .text()
         .await
         .unwrap();
-    let slow = metrics
-        .lines()
-        .find(|l| l.starts_with("tidings_slow_subscribers_total"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let slow = common::metric(&metrics, "tidings_slow_subscribers_total");
     assert!(slow >= 1.0, "the stalled stream never lagged:\n{metrics}");
     // ... and, once read, catches up from history with everything in order.
     assert!(events(&mut stalled, UPDATES).await == expected);

@@ -510,3 +510,17 @@ pub(crate) async fn raw(addr: SocketAddr, request: &[u8]) -> TcpStream {
     stream.write_all(request).await.unwrap();
     stream
 }
+
+/// The value of the metric `name` in a Prometheus text page; 0 when absent
+/// (a counter not yet incremented is not listed).
+pub(crate) fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
