@@ -114,13 +114,17 @@ function run(command, args, env = {}) {
 
 /**
  * Reloads the page and returns the `lastEventID` its stream asked for after
- * the reload, with the id the page had saved for `key` before it.
+ * the reload, with the id the page had saved for `key` when it went away
+ * (noted at pagehide: events keep coming until then).
  */
 async function reloadAndResume(page, key) {
-  const saved = await page.evaluate((k) => JSON.parse(sessionStorage.getItem(k)).lastEventId, key);
+  await page.evaluate((k) => {
+    addEventListener('pagehide', () => sessionStorage.setItem('test:saved-at-unload', JSON.parse(sessionStorage.getItem(k)).lastEventId));
+  }, key);
   const resumed = page.waitForRequest((request) => request.url().includes('/.well-known/mercure?'));
   await page.reload();
   const asked = new URL((await resumed).url()).searchParams.get('lastEventID');
+  const saved = await page.evaluate(() => sessionStorage.getItem('test:saved-at-unload'));
   return { saved, asked };
 }
 
