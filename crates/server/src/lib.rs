@@ -248,10 +248,12 @@ impl Server {
     /// its own.
     ///
     /// Served this way, by the application's `axum::serve`, every request
-    /// goes through hyper: the per-IP limit and the lean subscription path
-    /// of [`serve`](Server::serve) do not apply, the subscriber limit does.
-    /// Streams end when [`Hub::shutdown`] is called, so call it before (or
-    /// in) the graceful shutdown that waits for them.
+    /// goes through hyper as the application set it up: the subscriber
+    /// limit, auth and CORS apply, but not what [`serve`](Server::serve) does
+    /// per connection (the per-IP limit, the header-read timeout, TLS, and
+    /// the lean subscription path). In front of the internet, put a proxy
+    /// that bounds those. Streams end when [`Hub::shutdown`] is called, so
+    /// call it before (or in) the graceful shutdown that waits for them.
     ///
     /// ```no_run
     /// use axum::{Router, routing::get};
