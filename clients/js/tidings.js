@@ -160,7 +160,7 @@ export class EventSource extends EventTarget {
       },
     );
     this.#parser.lastEventId = options.lastEventId ?? '';
-    this.#parser.idBuffer = this.#parser.lastEventId;
+    this.#parser.reset();
     if (options.shared && typeof SharedWorker === 'function' && WORKER_URL) {
       // A SharedWorker holds the one connection: it outlives any one tab,
       // so no tab's closing hands anything over.

@@ -529,12 +529,11 @@ impl SelectorCache {
     ) -> Result<Selector, UrlPatternError> {
         match matcher.match_type {
             MatchType::Topic => Ok(self.get_or_compile(&matcher.value)),
-            MatchType::Exact => Ok(Selector::exact(&matcher.value)),
-            MatchType::UrlPattern if matcher.value == WILDCARD => {
-                Selector::url_pattern(&matcher.value, base)
-            }
+            // Nothing to cache: no automaton is built for these.
+            MatchType::Exact => Selector::compile(matcher, base),
+            MatchType::UrlPattern if matcher.value == WILDCARD => Selector::compile(matcher, base),
             MatchType::UrlPattern => self.cached(MatchType::UrlPattern, &matcher.value, || {
-                Selector::url_pattern(&matcher.value, base)
+                Selector::compile(matcher, base)
             }),
         }
     }
