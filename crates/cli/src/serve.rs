@@ -115,6 +115,17 @@ pub(crate) struct Args {
     /// inactive [default: 10s].
     #[arg(long, env = "TIDINGS_REDIS_NODE_TIMEOUT", value_parser = humantime::parse_duration)]
     redis_node_timeout: Option<Duration>,
+    /// PEM file of the CA that signed Redis's certificate, trusted instead
+    /// of the system's roots (rediss:// only) [default: the system's].
+    #[arg(long, env = "TIDINGS_REDIS_CA_FILE", value_name = "FILE")]
+    redis_ca_file: Option<PathBuf>,
+    /// PEM certificate chain to present to Redis, with --redis-key-file:
+    /// mutual TLS, which Redis asks for by default (tls-auth-clients yes).
+    #[arg(long, env = "TIDINGS_REDIS_CERT_FILE", value_name = "FILE")]
+    redis_cert_file: Option<PathBuf>,
+    /// PEM private key of --redis-cert-file.
+    #[arg(long, env = "TIDINGS_REDIS_KEY_FILE", value_name = "FILE")]
+    redis_key_file: Option<PathBuf>,
     /// PEM certificate chain: serve HTTPS with HTTP/2 and HTTP/1.1 (by
     /// ALPN); reloaded on SIGHUP [default: plain HTTP].
     #[arg(long, env = "TIDINGS_TLS_CERT", value_name = "FILE")]
@@ -191,6 +202,15 @@ impl Args {
         }
         if let Some(timeout) = self.redis_node_timeout {
             c.redis.node_timeout = timeout;
+        }
+        if let Some(file) = self.redis_ca_file {
+            c.redis.ca_file = Some(file);
+        }
+        if let Some(file) = self.redis_cert_file {
+            c.redis.cert_file = Some(file);
+        }
+        if let Some(file) = self.redis_key_file {
+            c.redis.key_file = Some(file);
         }
         if !self.jwt_issuer.is_empty() {
             c.jwt_issuer = self.jwt_issuer;

@@ -316,6 +316,68 @@ fn a_cluster_without_a_shared_key_or_with_a_bad_prefix_fails_saying_what_to_set(
 }
 
 #[test]
+fn redis_tls_files_that_cannot_work_fail_at_start_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_pem = dir.path().join("no.pem");
+    std::fs::write(&no_pem, "not a certificate\n").unwrap();
+    let no_pem = no_pem.to_str().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--jwt-key",
+        "k",
+    ];
+    let rediss = ["--redis", "rediss://localhost:1/0"];
+    for (args, says) in [
+        (
+            &[
+                "--redis",
+                "redis://localhost:1/0",
+                "--redis-ca-file",
+                no_pem,
+            ][..],
+            "give a rediss:// url",
+        ),
+        (
+            &[rediss[0], rediss[1], "--redis-cert-file", no_pem][..],
+            "go together",
+        ),
+        (
+            &[rediss[0], rediss[1], "--redis-ca-file", missing][..],
+            "cannot read redis ca-file",
+        ),
+        (
+            &[rediss[0], rediss[1], "--redis-ca-file", no_pem][..],
+            "the CA file holds no PEM certificate",
+        ),
+        (
+            &[
+                rediss[0],
+                rediss[1],
+                "--redis-cert-file",
+                no_pem,
+                "--redis-key-file",
+                no_pem,
+            ][..],
+            "the client certificate file holds no PEM certificate",
+        ),
+    ] {
+        let all: Vec<&std::ffi::OsStr> = serve.iter().chain(args).map(|a| a.as_ref()).collect();
+        let stderr = fails(&all);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        if args.contains(&missing) {
+            assert!(stderr.contains(missing), "the file is named: {stderr}");
+        }
+    }
+}
+
+#[test]
 fn regression_zero_keep_alive_is_refused_at_start_instead_of_panicking_later() {
     let dir = tempfile::tempdir().unwrap();
     // The address is taken on purpose: settings are checked before binding,

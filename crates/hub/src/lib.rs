@@ -85,7 +85,7 @@ mod update;
 mod writer;
 
 #[cfg(feature = "redis")]
-pub use cluster::{RedisLog, RedisOptions, RedisPresence};
+pub use cluster::{RedisLog, RedisOptions, RedisPresence, RedisTls};
 pub use error::{Error, LogError, Result};
 pub use hub::{Hub, HubConfig, SubscribeRequest};
 pub use log::{

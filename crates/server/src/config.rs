@@ -120,6 +120,15 @@ pub struct RedisConfig {
     /// subscriptions inactive. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub node_timeout: Duration,
+    /// PEM file of the CA that signed Redis's certificate, trusted instead
+    /// of the system's roots (`rediss://` only). Default: none.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain the node presents to Redis, with `key-file`:
+    /// mutual TLS, which Redis asks for by default (`tls-auth-clients yes`).
+    /// Default: none.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert-file`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -128,6 +137,9 @@ impl Default for RedisConfig {
             url: None,
             prefix: "tidings".into(),
             node_timeout: Duration::from_secs(10),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
@@ -374,6 +386,23 @@ impl Config {
         if self.redis.node_timeout < Duration::from_secs(1) {
             return Err("redis node-timeout must be at least 1s".into());
         }
+        let redis = &self.redis;
+        let tls_files =
+            redis.ca_file.is_some() || redis.cert_file.is_some() || redis.key_file.is_some();
+        if tls_files
+            && !redis
+                .url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("rediss://"))
+        {
+            return Err(
+                "redis ca-file, cert-file and key-file are for TLS to Redis: give a rediss:// url"
+                    .into(),
+            );
+        }
+        if redis.cert_file.is_some() != redis.key_file.is_some() {
+            return Err("redis cert-file and key-file go together (the client certificate and its private key, PEM): set both or neither".into());
+        }
         Ok(())
     }
 
@@ -445,6 +474,34 @@ mod tests {
         assert!(error.contains("prefix"), "{error}");
         let error = Config::from_toml("[redis]\nulr = \"redis://h/0\"\n").unwrap_err();
         assert!(error.contains("ulr"), "{error}");
+    }
+
+    #[test]
+    fn redis_tls_files_need_rediss_and_a_cert_goes_with_its_key() {
+        let check = |redis: &str| {
+            Config::from_toml(&format!("jwt-key = \"k\"\n[redis]\n{redis}"))
+                .unwrap()
+                .check()
+        };
+        let ok = check(
+            "url = \"rediss://h/0\"\nca-file = \"ca.pem\"\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"\n",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        for (redis, says) in [
+            ("url = \"redis://h/0\"\nca-file = \"ca.pem\"\n", "rediss://"),
+            ("ca-file = \"ca.pem\"\n", "rediss://"),
+            (
+                "url = \"rediss://h/0\"\ncert-file = \"c.pem\"\n",
+                "go together",
+            ),
+            (
+                "url = \"rediss://h/0\"\nkey-file = \"k.pem\"\n",
+                "go together",
+            ),
+        ] {
+            let error = check(redis).unwrap_err();
+            assert!(error.contains(says), "{redis}: {error}");
+        }
     }
 
     #[test]

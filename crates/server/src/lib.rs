@@ -59,7 +59,7 @@ pub use config::{Config, LogFormat, RedisConfig, Storage};
 pub use error::ApiError;
 pub use limits::{default_max_connections, open_file_limit, raise_open_file_limit};
 pub use subscribe::HISTORY_GAP_HEADER;
-use tidings_hub::{Hub, HubConfig, MemoryLog, RedbLog, RedisLog, RedisOptions};
+use tidings_hub::{Hub, HubConfig, MemoryLog, RedbLog, RedisLog, RedisOptions, RedisTls};
 pub use tls::TlsError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -125,7 +125,7 @@ impl Server {
         let mut node = None;
         let hub = match (&config.redis.url, config.storage) {
             (Some(_), _) => {
-                let log = RedisLog::new(redis_options(&config))?;
+                let log = RedisLog::new(redis_options(&config)?)?;
                 node = Some(log.node().to_owned());
                 if config.subscriptions {
                     let presence = log.presence();
@@ -408,15 +408,36 @@ pub async fn serve(
 
 /// The Redis log's options from the settings. The command timeout is the
 /// publish timeout: a publish never waits on Redis longer than that anyway.
-fn redis_options(config: &Config) -> RedisOptions {
-    RedisOptions {
-        url: config.redis.url.clone().unwrap_or_default(),
-        prefix: config.redis.prefix.clone(),
+fn redis_options(config: &Config) -> Result<RedisOptions, ServeError> {
+    let read = |key: &str, path: &Option<std::path::PathBuf>| {
+        path.as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    ServeError::Config(format!("cannot read redis {key} {}: {e}", path.display()))
+                })
+            })
+            .transpose()
+    };
+    let redis = &config.redis;
+    let client = match (
+        read("cert-file", &redis.cert_file)?,
+        read("key-file", &redis.key_file)?,
+    ) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        _ => None,
+    };
+    Ok(RedisOptions {
+        url: redis.url.clone().unwrap_or_default(),
+        prefix: redis.prefix.clone(),
         timeout: config.publish_timeout,
-        node_timeout: config.redis.node_timeout,
+        node_timeout: redis.node_timeout,
         retention: config.retention(),
+        tls: RedisTls {
+            ca: read("ca-file", &redis.ca_file)?,
+            client,
+        },
         ..RedisOptions::default()
-    }
+    })
 }
 
 /// A development-mode token (see [`Server::development_token`]).

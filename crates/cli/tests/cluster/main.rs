@@ -619,6 +619,87 @@ async fn rediss_with_a_password_in_the_url_verifies_the_server_certificate() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_private_ca_and_a_client_certificate_from_files() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    // Each certificate names itself: OpenSSL, which checks the client's,
+    // takes one whose subject is its issuer's for self-signed.
+    let params = |name: &str| {
+        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params
+    };
+    let mut ca_params = params("Tidings test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let signed = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = params(name).signed_by(&key, &ca).unwrap();
+        (
+            write(&format!("{name}.pem"), cert.pem()),
+            write(&format!("{name}-key.pem"), key.serialize_pem()),
+        )
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let server = signed("localhost");
+    let (client_cert, client_key) = signed("tidings-node");
+    // Redis as it runs by default with TLS: every client shows a
+    // certificate signed by the CA.
+    let redis = RedisServer::start_with(redis_server::Settings {
+        tls: Some(server),
+        client_ca: Some(ca_file.clone()),
+        ..redis_server::Settings::default()
+    });
+    let url = format!("rediss://localhost:{}/0", redis.tls_port.unwrap());
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (ca_arg, cert_arg, key_arg) = (path(&ca_file), path(&client_cert), path(&client_key));
+    let client = client();
+    // Trusting the CA from the file alone (no SSL_CERT_FILE), with the
+    // client certificate: ready, and publishes are in the log.
+    let flags = [
+        "--redis-ca-file",
+        &ca_arg,
+        "--redis-cert-file",
+        &cert_arg,
+        "--redis-key-file",
+        &key_arg,
+    ];
+    let node = Node::start_on(&url, "mtls", &flags, &[]);
+    node.wait_ready(&client).await;
+    let (status, id) = publish(&client, &node.url, &[("topic", "t"), ("data", "x")])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{id}");
+    assert_eq!(
+        redis.command(&["XLEN", "{mtls}:log"]).as_deref(),
+        Some(":1")
+    );
+    // Without the client certificate Redis refuses the node: not ready,
+    // saying why.
+    let node = Node::start_on(&url, "mtls", &flags[..2], &[]);
+    let why = wait_for(|| async {
+        let reply = client
+            .get(format!("{}/readyz", node.url))
+            .send()
+            .await
+            .ok()?;
+        let text = reply.text().await.ok()?;
+        text.contains("CertificateRequired").then_some(text)
+    })
+    .await;
+    assert!(
+        why.is_some(),
+        "readyz names the cause; log:\n{}",
+        node.log()
+    );
+}
+
 /// A draft-08 token for the cluster's public URL, signed with the cluster's key.
 fn draft08_token(publish: &[&str], subscribe_patterns: &[&str]) -> String {
     tidings_server::mint(

@@ -5,4 +5,4 @@
 
 mod redis;
 
-pub use self::redis::{RedisLog, RedisOptions, RedisPresence};
+pub use self::redis::{RedisLog, RedisOptions, RedisPresence, RedisTls};

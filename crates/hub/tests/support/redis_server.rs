@@ -36,6 +36,9 @@ pub(crate) struct Settings {
     pub(crate) password: Option<String>,
     /// PEM files of a certificate and its key: also listen with TLS.
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    /// With `tls`: a CA (PEM) that must have signed every client's
+    /// certificate (`tls-auth-clients yes`); without, clients need none.
+    pub(crate) client_ca: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -88,11 +91,17 @@ impl RedisServer {
         }
         if let (Some((cert, key)), Some(port)) = (&self.settings.tls, self.tls_port) {
             command
-                .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .args(["--tls-port", &port.to_string()])
                 .arg("--tls-cert-file")
                 .arg(cert)
                 .arg("--tls-key-file")
                 .arg(key);
+            match &self.settings.client_ca {
+                Some(ca) => command
+                    .args(["--tls-auth-clients", "yes", "--tls-ca-cert-file"])
+                    .arg(ca),
+                None => command.args(["--tls-auth-clients", "no"]),
+            };
         }
         let child = command
             .stdin(Stdio::null())

@@ -61,6 +61,65 @@ pub struct RedisOptions {
     /// History retention; every node should use the same. Default:
     /// [`Retention::default`].
     pub retention: Retention,
+    /// Certificates for `rediss://` beyond the system's roots. Default:
+    /// none.
+    pub tls: RedisTls,
+}
+
+/// TLS material for `rediss://`, PEM-encoded. Its `Debug` shows what is set,
+/// never the key.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// The roots to trust instead of the system's: a private CA.
+    pub ca: Option<Vec<u8>>,
+    /// A certificate chain and its private key, presented to Redis: mutual
+    /// TLS, which Redis asks for by default (`tls-auth-clients yes`).
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RedisTls {
+    /// Whether anything is set.
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.client.is_none()
+    }
+
+    /// Checks that each PEM holds what it should: one certificate at least
+    /// for the CA and the client, and a private key.
+    fn check(&self) -> Result<(), String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certificates = |pem: &[u8], what: &str| {
+            let count = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the {what} is not PEM: {e}"))?
+                .len();
+            if count == 0 {
+                return Err(format!("the {what} holds no PEM certificate"));
+            }
+            Ok(())
+        };
+        if let Some(ca) = &self.ca {
+            certificates(ca, "CA file")?;
+        }
+        if let Some((cert, key)) = &self.client {
+            certificates(cert, "client certificate file")?;
+            PrivateKeyDer::from_pem_slice(key)
+                .map_err(|e| format!("the client key file holds no PEM private key ({e})"))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.as_ref().map(|_| "PEM"))
+            .field(
+                "client",
+                &self.client.as_ref().map(|_| "PEM certificate and key"),
+            )
+            .finish()
+    }
 }
 
 impl Default for RedisOptions {
@@ -72,6 +131,7 @@ impl Default for RedisOptions {
             block: Duration::from_secs(2),
             node_timeout: Duration::from_secs(10),
             retention: Retention::default(),
+            tls: RedisTls::default(),
         }
     }
 }
@@ -165,8 +225,26 @@ impl Redis {
     /// so a node started while Redis is down comes up when Redis does.
     fn new(options: RedisOptions) -> Result<Redis, LogError> {
         let target = redacted(&options.url);
-        let client = ::redis::Client::open(options.url.as_str())
-            .map_err(|e| LogError::Config(format!("invalid Redis URL {target}: {e}")))?;
+        let client = if options.tls.is_empty() {
+            ::redis::Client::open(options.url.as_str())
+                .map_err(|e| LogError::Config(format!("invalid Redis URL {target}: {e}")))?
+        } else {
+            options.tls.check().map_err(|e| {
+                LogError::Config(format!("unusable Redis TLS settings for {target}: {e}"))
+            })?;
+            let certificates = ::redis::TlsCertificates {
+                client_tls: options.tls.client.clone().map(|(client_cert, client_key)| {
+                    ::redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    }
+                }),
+                root_cert: options.tls.ca.clone(),
+            };
+            ::redis::Client::build_with_tls(options.url.as_str(), certificates).map_err(|e| {
+                LogError::Config(format!("unusable Redis TLS settings for {target}: {e}"))
+            })?
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout.min(Duration::from_secs(2))))
             .set_response_timeout(Some(options.timeout))
@@ -270,6 +348,30 @@ mod tests {
             "redis://127.0.0.1:6379/0"
         );
         assert!(!redacted("not a url s3cret").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn tls_settings_need_rediss_and_usable_pem() {
+        let ca = RedisTls {
+            ca: Some(b"not a certificate".to_vec()),
+            client: None,
+        };
+        for (url, says) in [
+            ("redis://127.0.0.1:6379/0", "no PEM certificate"),
+            ("rediss://127.0.0.1:6379/0", "no PEM certificate"),
+        ] {
+            let options = RedisOptions {
+                url: url.into(),
+                tls: ca.clone(),
+                ..RedisOptions::default()
+            };
+            let error = Redis::new(options).unwrap_err().to_string();
+            assert!(
+                error.contains("TLS settings") && error.contains(says),
+                "{error}"
+            );
+        }
+        assert!(!format!("{ca:?}").contains("not a certificate"));
     }
 
     #[tokio::test]
