@@ -323,6 +323,19 @@ fn redis_tls_files_that_cannot_work_fail_at_start_saying_why() {
     let no_pem = no_pem.to_str().unwrap();
     let missing = dir.path().join("missing.pem");
     let missing = missing.to_str().unwrap();
+    // A certificate with the key of another.
+    let (cert, other_key) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("other-key.pem"),
+    );
+    let signed = rcgen::generate_simple_self_signed(vec!["tidings-node".to_owned()]).unwrap();
+    std::fs::write(&cert, signed.cert.pem()).unwrap();
+    std::fs::write(
+        &other_key,
+        rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    )
+    .unwrap();
+    let (cert, other_key) = (cert.to_str().unwrap(), other_key.to_str().unwrap());
     let data = dir.path().to_str().unwrap();
     let serve = [
         "serve",
@@ -366,6 +379,17 @@ fn redis_tls_files_that_cannot_work_fail_at_start_saying_why() {
                 no_pem,
             ][..],
             "the client certificate file holds no PEM certificate",
+        ),
+        (
+            &[
+                rediss[0],
+                rediss[1],
+                "--redis-cert-file",
+                cert,
+                "--redis-key-file",
+                other_key,
+            ][..],
+            "the client certificate and key cannot be used",
         ),
     ] {
         let all: Vec<&std::ffi::OsStr> = serve.iter().chain(args).map(|a| a.as_ref()).collect();
