@@ -123,6 +123,25 @@ impl Node {
         }
     }
 
+    /// Waits until `/readyz` answers a text containing `says` (a cause of
+    /// not being ready, say); `None` if it has not within the wait.
+    pub(crate) async fn readyz_saying(
+        &self,
+        client: &reqwest::Client,
+        says: &str,
+    ) -> Option<String> {
+        wait_for(|| async {
+            let reply = client
+                .get(format!("{}/readyz", self.url))
+                .send()
+                .await
+                .ok()?;
+            let text = reply.text().await.ok()?;
+            text.contains(says).then_some(text)
+        })
+        .await
+    }
+
     /// Waits until `/readyz` answers 200.
     pub(crate) async fn wait_ready(&self, client: &reqwest::Client) {
         let ready = wait_for(|| async {

@@ -597,16 +597,7 @@ async fn rediss_with_a_password_in_the_url_verifies_the_server_certificate() {
         (url.clone(), &[][..], "certificate"),
     ] {
         let node = Node::start_on(&bad_url, "tls", &[], env);
-        let why = wait_for(|| async {
-            let reply = client
-                .get(format!("{}/readyz", node.url))
-                .send()
-                .await
-                .ok()?;
-            let text = reply.text().await.ok()?;
-            text.contains(says).then_some(text)
-        })
-        .await;
+        let why = node.readyz_saying(&client, says).await;
         assert!(
             why.is_some(),
             "readyz names the cause ({says}); log:\n{}",
@@ -683,16 +674,7 @@ async fn rediss_with_a_private_ca_and_a_client_certificate_from_files() {
     // Without the client certificate Redis refuses the node: not ready,
     // saying why.
     let node = Node::start_on(&url, "mtls", &flags[..2], &[]);
-    let why = wait_for(|| async {
-        let reply = client
-            .get(format!("{}/readyz", node.url))
-            .send()
-            .await
-            .ok()?;
-        let text = reply.text().await.ok()?;
-        text.contains("CertificateRequired").then_some(text)
-    })
-    .await;
+    let why = node.readyz_saying(&client, "CertificateRequired").await;
     assert!(
         why.is_some(),
         "readyz names the cause; log:\n{}",
