@@ -21,22 +21,24 @@ pub(crate) const METADATA_PREFIX: &str = "/.well-known/oauth-protected-resource"
 /// Builds the router over the shared state: the hub's endpoints, the
 /// dashboard at `/`, and a 404 that says where the endpoints are.
 pub(crate) fn router(state: SharedState) -> Router {
-    endpoints()
+    let routes = endpoints()
         .route("/", get(|| async { Html(include_str!("demo/index.html")) }))
         .route("/demo/token", get(demo_token))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::cors::middleware,
-        ))
-        .with_state(state)
+        .fallback(not_found);
+    with_cors(routes, state)
 }
 
 /// The hub's endpoints alone, for an application to merge into its own
 /// router ([`Server::router`](crate::Server::router)): no page at `/`, no
 /// fallback, and CORS on these routes only.
 pub(crate) fn mountable(state: SharedState) -> Router {
-    endpoints()
+    with_cors(endpoints(), state)
+}
+
+/// CORS on every route given (a layer covers the routes added before it),
+/// over the shared state.
+fn with_cors(routes: Router<SharedState>, state: SharedState) -> Router {
+    routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::cors::middleware,
