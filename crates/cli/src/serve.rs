@@ -194,24 +194,22 @@ impl Args {
         set_some!(history_max_count, history_max_age, history_max_bytes);
         set_some!(metrics_listen, tls_cert, tls_key, public_url);
         set!(tls_self_signed);
-        if let Some(url) = self.redis {
-            c.redis.url = Some(url);
-        }
         if let Some(prefix) = self.redis_prefix {
             c.redis.prefix = prefix;
         }
         if let Some(timeout) = self.redis_node_timeout {
             c.redis.node_timeout = timeout;
         }
-        if let Some(file) = self.redis_ca_file {
-            c.redis.ca_file = Some(file);
+        // The [redis] table's optional keys, from flags named redis-….
+        macro_rules! set_some_redis {
+            ($($flag:ident => $field:ident),*) => { $( if let Some(v) = self.$flag { c.redis.$field = Some(v); } )* };
         }
-        if let Some(file) = self.redis_cert_file {
-            c.redis.cert_file = Some(file);
-        }
-        if let Some(file) = self.redis_key_file {
-            c.redis.key_file = Some(file);
-        }
+        set_some_redis!(
+            redis => url,
+            redis_ca_file => ca_file,
+            redis_cert_file => cert_file,
+            redis_key_file => key_file
+        );
         if !self.jwt_issuer.is_empty() {
             c.jwt_issuer = self.jwt_issuer;
         }
