@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 
+import { StreamParser } from '../../clients/js/tidings.js';
 import { REPO_ROOT, WAIT_MS, launchBrowser, mintToken, openPage, publish, startHub, startServer, stopHub, tempDataDir, untilSubscribers, waitUntil } from './support.mjs';
 
 const EXAMPLES_DIR = path.resolve(process.env.TIDINGS_EXAMPLES_DIR ?? path.join(REPO_ROOT, 'target/debug/examples'));
@@ -43,47 +44,29 @@ function assertNoPageErrors(page) {
 
 /** SIGINT (Ctrl-C), as a user stops an example; resolves with how it exited. */
 async function interrupt(program) {
-  program.child.kill('SIGINT');
   const timer = setTimeout(() => program.child.kill('SIGKILL'), WAIT_MS);
-  const exited = await program.exited;
+  const exited = await stopHub(program, 'SIGINT');
   clearTimeout(timer);
   return exited;
 }
 
 /**
  * Reads a text/event-stream with fetch until `enough(events)` says so;
- * events are {id, type, data}, parsed as the hub writes them.
+ * events are {type, data, lastEventId}, parsed by tidings.js's StreamParser.
  */
 async function readEvents(url, enough) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new Error(`no end of the stream within ${WAIT_MS} ms`)), WAIT_MS);
   const events = [];
+  const parser = new StreamParser((event) => events.push(event));
   try {
     const response = await fetch(url, { signal: controller.signal });
     if (response.status !== 200) throw new Error(`the hub answered ${response.status}: ${await response.text()}`);
-    const decoder = new TextDecoderStream();
-    const reader = response.body.pipeThrough(decoder).getReader();
-    let buffer = '';
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     while (!enough(events)) {
       const { value, done } = await reader.read();
       if (done) throw new Error(`the stream ended after ${events.length} events`);
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = { id: '', type: 'message', data: [] };
-        for (const line of block.split('\n')) {
-          const colon = line.indexOf(':');
-          if (colon <= 0) continue; // a comment or an empty line
-          const field = line.slice(0, colon);
-          const value = line.slice(colon + 1).replace(/^ /, '');
-          if (field === 'id') event.id = value;
-          if (field === 'event') event.type = value;
-          if (field === 'data') event.data.push(value);
-        }
-        if (event.data.length) events.push({ ...event, data: event.data.join('\n') });
-      }
+      parser.feed(value);
     }
     return events;
   } finally {
@@ -240,7 +223,7 @@ test('5, publish from another stack: the Node script and the curl line reach sub
   const events = await received;
   const published = node.stdout.trim().split('\n').map((line) => line.split(' '));
   assert.deepEqual(
-    events.map((event) => [event.id, event.data]),
+    events.map((event) => [event.lastEventId, event.data]),
     [...published, [curl.stdout.trim(), 'from curl']],
   );
   for (const [, data] of published) {
