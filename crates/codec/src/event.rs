@@ -104,15 +104,15 @@ impl EventBuilder {
     /// [`EventError::InvalidEventType`] if the type holds CR or LF.
     pub fn build(self) -> Result<Event, EventError> {
         let event = self.event;
-        if let Some(id) = &event.id {
-            if id.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-                return Err(EventError::InvalidId(id.clone()));
-            }
+        if let Some(id) = &event.id
+            && id.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+        {
+            return Err(EventError::InvalidId(id.clone()));
         }
-        if let Some(event_type) = &event.event_type {
-            if event_type.bytes().any(|b| matches!(b, b'\r' | b'\n')) {
-                return Err(EventError::InvalidEventType(event_type.clone()));
-            }
+        if let Some(event_type) = &event.event_type
+            && event_type.bytes().any(|b| matches!(b, b'\r' | b'\n'))
+        {
+            return Err(EventError::InvalidEventType(event_type.clone()));
         }
         Ok(event)
     }

@@ -53,11 +53,11 @@ impl LossyPieces {
         }
         let (whole, cut) = piece.split_at(cut_character_start(piece));
         // (Not a let chain: the crate builds with Rust 1.85.)
-        if let Some(text) = utf8(whole) {
-            if self.keep_back(cut) {
-                out.push_str(text);
-                return;
-            }
+        if let Some(text) = utf8(whole)
+            && self.keep_back(cut)
+        {
+            out.push_str(text);
+            return;
         }
         // Invalid bytes (rare): decode character by character.
         let mut chunks = piece.utf8_chunks().peekable();

@@ -373,40 +373,40 @@ async fn collect(
         if let Some(token) = &token {
             request = request.bearer_auth(token);
         }
-        if let Ok(mut response) = request.send().await {
-            if response.status() == StatusCode::OK {
-                if response
-                    .headers()
-                    .contains_key(tidings_server::HISTORY_GAP_HEADER)
-                {
-                    state.lock().unwrap().gaps += 1;
+        if let Ok(mut response) = request.send().await
+            && response.status() == StatusCode::OK
+        {
+            if response
+                .headers()
+                .contains_key(tidings_server::HISTORY_GAP_HEADER)
+            {
+                state.lock().unwrap().gaps += 1;
+            }
+            let mut decoder = Decoder::new();
+            loop {
+                let chunk = tokio::select! {
+                    chunk = response.chunk() => chunk,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if done(&state) { return; }
+                        continue;
+                    }
+                };
+                let Ok(Some(chunk)) = chunk else { break };
+                let mut read = state.lock().unwrap();
+                for item in decoder.feed(&chunk) {
+                    match item {
+                        Item::Event(event) => {
+                            read.ids.push(event.id);
+                            read.data.push(event.data);
+                        }
+                        Item::Comment(text) if text.trim().is_empty() => read.keep_alives += 1,
+                        Item::Comment(text) => read.comments.push(text),
+                        _ => {}
+                    }
                 }
-                let mut decoder = Decoder::new();
-                loop {
-                    let chunk = tokio::select! {
-                        chunk = response.chunk() => chunk,
-                        () = tokio::time::sleep(Duration::from_millis(100)) => {
-                            if done(&state) { return; }
-                            continue;
-                        }
-                    };
-                    let Ok(Some(chunk)) = chunk else { break };
-                    let mut read = state.lock().unwrap();
-                    for item in decoder.feed(&chunk) {
-                        match item {
-                            Item::Event(event) => {
-                                read.ids.push(event.id);
-                                read.data.push(event.data);
-                            }
-                            Item::Comment(text) if text.trim().is_empty() => read.keep_alives += 1,
-                            Item::Comment(text) => read.comments.push(text),
-                            _ => {}
-                        }
-                    }
-                    drop(read);
-                    if done(&state) {
-                        return;
-                    }
+                drop(read);
+                if done(&state) {
+                    return;
                 }
             }
         }

@@ -359,10 +359,10 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Part<'_>>, TemplateError> {
     while let Some(c) = parser.peek() {
         match c {
             '{' => {
-                if let Some(text) = template.get(literal_start..parser.pos) {
-                    if !text.is_empty() {
-                        parts.push(Part::Literal(text));
-                    }
+                if let Some(text) = template.get(literal_start..parser.pos)
+                    && !text.is_empty()
+                {
+                    parts.push(Part::Literal(text));
                 }
                 let expression = parser.expression()?;
                 // Checked as we go, so a huge template is refused before it is
@@ -384,10 +384,10 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Part<'_>>, TemplateError> {
             }
         }
     }
-    if let Some(text) = template.get(literal_start..) {
-        if !text.is_empty() {
-            parts.push(Part::Literal(text));
-        }
+    if let Some(text) = template.get(literal_start..)
+        && !text.is_empty()
+    {
+        parts.push(Part::Literal(text));
     }
     Ok(parts)
 }

@@ -179,10 +179,10 @@ pub(super) async fn stream_frames<S: Peer>(
     let mut written = 0u64;
     loop {
         let wake = std::future::poll_fn(|cx| {
-            if let Some(expiry) = &mut expires {
-                if expiry.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Expired);
-                }
+            if let Some(expiry) = &mut expires
+                && expiry.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Wake::Expired);
             }
             let ready = FRAMES.with_borrow_mut(|frames| {
                 let ready = match subscription.poll_frames(cx, frames, MAX_FRAMES_PER_WRITE) {

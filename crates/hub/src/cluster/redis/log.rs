@@ -277,13 +277,13 @@ impl RedisLog {
         // A page of a recreated log read with a cursor of the old one would
         // skip what the new log holds at or before it: refuse it, so that the
         // reader resumes and is told of the gap.
-        if let Some(known) = self.known_epoch() {
-            if entry::text(&epoch).is_none_or(|now| *now != *known) {
-                return Err(LogError::Io(format!(
-                    "the Redis log at {} was recreated; resume to learn what history holds",
-                    redis.target
-                )));
-            }
+        if let Some(known) = self.known_epoch()
+            && entry::text(&epoch).is_none_or(|now| *now != *known)
+        {
+            return Err(LogError::Io(format!(
+                "the Redis log at {} was recreated; resume to learn what history holds",
+                redis.target
+            )));
         }
         entry::entries(reply).map_err(|e| self.malformed(e))
     }
