@@ -41,6 +41,7 @@
 //! | [`Log`], [`Tail`] | the seams: one ordered log (append → position or duplicate, read a page, locate an id, trim) and its committed entries in order |
 //! | [`MemoryLog`], [`RedbLog`] | logs in this process, tailed in process (`log/local.rs`) |
 //! | [`RedisLog`], [`RedisPresence`] (feature `redis`, on by default) | the cluster: one log on Redis Streams shared by every node |
+//! | [`NatsLog`], [`NatsPresence`] (feature `nats`, on by default) | the cluster: one log on a replicated NATS JetStream stream, acknowledged once a quorum holds it |
 //! | [`Subscription`] | a stream of frames with a cursor in the log; the slow-subscriber policy is documented there |
 //! | [`Presence`], [`SubscriptionInfo`] | who is subscribed, as Mercure's subscription API shows it, for the whole cluster |
 //!
@@ -66,11 +67,13 @@
 //! `tidings_deliveries_total`, `tidings_subscribers`,
 //! `tidings_slow_subscribers_total`, `tidings_slow_subscriber_catchups_total`,
 //! `tidings_history_gaps_total`, `tidings_tail_resets_total`,
-//! `tidings_history_updates`, `tidings_history_bytes`.
+//! `tidings_history_updates`, `tidings_history_bytes`,
+//! `tidings_log_append_seconds` (the engine's round trip per writer batch),
+//! `tidings_publishes_unconfirmed_total`.
 
 #![warn(missing_docs)]
 
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "nats"))]
 mod cluster;
 mod error;
 mod health;
@@ -84,13 +87,15 @@ mod topic;
 mod update;
 mod writer;
 
+#[cfg(feature = "nats")]
+pub use cluster::{NatsLog, NatsOptions, NatsPresence};
 #[cfg(feature = "redis")]
 pub use cluster::{RedisLog, RedisOptions, RedisPresence, RedisTls};
 pub use error::{Error, LogError, Result};
 pub use hub::{Hub, HubConfig, SubscribeRequest};
 pub use log::{
-    Appended, Entry, Located, Log, LogFuture, LogStats, MemoryLog, RedbLog, Retention, Tail,
-    TailEvent,
+    Appended, Entry, Located, Log, LogFuture, LogStats, LogStatus, MemoryLog, RedbLog, Retention,
+    Tail, TailEvent,
 };
 pub use presence::{
     LocalPresence, Presence, Reaped, SUBSCRIPTIONS_PREFIX, SubscriptionInfo,

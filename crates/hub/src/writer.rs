@@ -65,7 +65,12 @@ async fn commit(shared: &Shared, batch: &mut Vec<Pending>) {
         return;
     };
     let count = entries.len();
-    match tokio::time::timeout_at(deadline, shared.log.append(entries)).await {
+    let started = Instant::now();
+    let appended = tokio::time::timeout_at(deadline, shared.log.append(entries)).await;
+    // The engine's round trip for one batch: what a publish waits on the
+    // log (Redis, JetStream's quorum, redb's fsync).
+    metrics::histogram!("tidings_log_append_seconds").record(started.elapsed().as_secs_f64());
+    match appended {
         Ok(Ok(outcome)) if outcome.len() == count => {
             let stored = outcome
                 .iter()
@@ -77,6 +82,12 @@ async fn commit(shared: &Shared, batch: &mut Vec<Pending>) {
                     Appended::At(_) => Ok(EventId(id)),
                     Appended::DuplicateId => Err(Error::DuplicateId(id.to_string())),
                     Appended::Refused(why) => Err(Error::Log(crate::LogError::Io(why.to_string()))),
+                    Appended::Unconfirmed(why) => {
+                        metrics::counter!("tidings_publishes_unconfirmed_total").increment(1);
+                        Err(Error::Unconfirmed(crate::LogError::Unconfirmed(
+                            why.to_string(),
+                        )))
+                    }
                 };
                 answer(ack, answer_with);
             }
@@ -97,6 +108,9 @@ async fn commit(shared: &Shared, batch: &mut Vec<Pending>) {
             // A transient failure (a connection lost, a server gone slow) may
             // have come after the log took the batch: say so.
             let transient = error.is_transient();
+            if transient {
+                metrics::counter!("tidings_publishes_unconfirmed_total").increment(count as u64);
+            }
             for (_, ack) in waiting {
                 let error = error.clone();
                 answer(

@@ -164,6 +164,15 @@ impl Log for MemoryLog {
         Box::pin(async { Ok(()) })
     }
 
+    fn status(&self) -> LogFuture<'_, crate::log::LogStatus> {
+        Box::pin(async {
+            Ok(crate::log::LogStatus {
+                engine: "memory".into(),
+                ..crate::log::LogStatus::default()
+            })
+        })
+    }
+
     fn tail(&self, after: u64) -> Box<dyn Tail> {
         Box::new(LocalTail::new(
             self.clone(),

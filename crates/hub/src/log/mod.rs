@@ -112,6 +112,11 @@ pub enum Appended {
     /// shared log can fail part way through a batch, when it runs out of
     /// memory, say).
     Refused(Arc<str>),
+    /// Most likely stored, but not confirmed as the log promises (fewer
+    /// replicas than required acknowledged it in time, or the answer was
+    /// lost on the way): the publisher is told to publish again with the
+    /// same id, which a stored update refuses as a duplicate.
+    Unconfirmed(Arc<str>),
 }
 
 /// Where an event id is, for a resume.
@@ -194,6 +199,32 @@ pub trait Log: Send + Sync + fmt::Debug + 'static {
 
     /// A tail that yields every entry after position `after`, in log order.
     fn tail(&self, after: u64) -> Box<dyn Tail>;
+
+    /// What this node can say of its log's engine, the servers it reaches
+    /// and their quorum, for readiness probes and operators.
+    ///
+    /// # Errors
+    /// When the log cannot be asked.
+    fn status(&self) -> LogFuture<'_, LogStatus> {
+        Box::pin(async {
+            Ok(LogStatus {
+                engine: "in-process".into(),
+                ..LogStatus::default()
+            })
+        })
+    }
+}
+
+/// What [`Log::status`] says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogStatus {
+    /// The engine: `memory`, `redb`, `redis`, `redis-sentinel`,
+    /// `nats-jetstream`.
+    pub engine: String,
+    /// The servers reached or known, each with its state.
+    pub servers: Vec<String>,
+    /// The replication state: who leads, how many replicas are current.
+    pub quorum: Option<String>,
 }
 
 /// The committed entries of a [`Log`] after a cursor, in log order. Each node
@@ -263,11 +294,18 @@ pub enum LogError {
     /// A setting of the log is unusable (a bad URL, say).
     #[error("{0}")]
     Config(String),
+    /// The log took the update but could not confirm it as it promises
+    /// (see [`Appended::Unconfirmed`]).
+    #[error("{0}")]
+    Unconfirmed(String),
 }
 
 impl LogError {
     /// Whether a later attempt may succeed without changing anything.
     pub fn is_transient(&self) -> bool {
-        matches!(self, LogError::Unavailable { .. })
+        matches!(
+            self,
+            LogError::Unavailable { .. } | LogError::Unconfirmed(_)
+        )
     }
 }

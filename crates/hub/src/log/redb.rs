@@ -321,6 +321,15 @@ impl Log for RedbLog {
         self.blocking(|inner| inner.stats().map(drop))
     }
 
+    fn status(&self) -> LogFuture<'_, crate::log::LogStatus> {
+        Box::pin(async {
+            Ok(crate::log::LogStatus {
+                engine: "redb".into(),
+                ..crate::log::LogStatus::default()
+            })
+        })
+    }
+
     fn tail(&self, after: u64) -> Box<dyn Tail> {
         Box::new(LocalTail::new(
             self.clone(),

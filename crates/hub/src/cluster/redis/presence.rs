@@ -8,13 +8,12 @@
 //! pipelines. When Redis was unreachable, or this node was declared dead
 //! while cut off, the task rewrites the whole hash from what it holds.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
 
 use redis::Value;
 use tokio::sync::Notify;
 
+use super::super::ledger::Ledger;
 use super::Redis;
 use super::entry;
 use crate::log::{LogError, LogFuture};
@@ -27,79 +26,13 @@ const REWRITE_CHUNK: usize = 500;
 #[derive(Debug, Clone)]
 pub struct RedisPresence {
     redis: Arc<Redis>,
-    state: Arc<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    book: Mutex<Book>,
-    beats: Mutex<Beats>,
-    /// Its own `Arc`: the task waits on it while holding the state weakly.
-    changed: Arc<Notify>,
-}
-
-#[derive(Debug, Default)]
-struct Book {
-    /// Every subscription of this node, as stored (JSON).
-    current: HashMap<u64, String>,
-    /// Keys changed since the last write.
-    dirty: HashSet<u64>,
-    /// The stored hash cannot be trusted: write it whole.
-    rewrite: bool,
-    /// A heartbeat went through at least once.
-    beaten: bool,
-    /// Another node claimed this one while it was cut off: its
-    /// subscriptions were announced inactive and must be announced again.
-    revived: bool,
-}
-
-/// This node's own heartbeats, so that it judges others only when it can
-/// judge: when Redis itself stalled, every heartbeat is late, and the first
-/// node back must not declare the others dead.
-#[derive(Debug, Default)]
-struct Beats {
-    last_ok: Option<Instant>,
-    /// Since when every heartbeat went through on time.
-    continuous_since: Option<Instant>,
-}
-
-impl Beats {
-    fn record(&mut self, ok: bool, beat: Duration) {
-        let now = Instant::now();
-        if !ok {
-            self.continuous_since = None;
-            return;
-        }
-        let on_time = self
-            .last_ok
-            .is_some_and(|last| now.duration_since(last) <= beat + beat / 2);
-        if !on_time || self.continuous_since.is_none() {
-            self.continuous_since = Some(now);
-        }
-        self.last_ok = Some(now);
-    }
-
-    /// Whether this node has been heard without a gap for `span`.
-    fn steady_for(&self, span: Duration) -> bool {
-        self.continuous_since
-            .is_some_and(|since| since.elapsed() >= span)
-    }
-}
-
-impl State {
-    fn book(&self) -> MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn beats(&self) -> MutexGuard<'_, Beats> {
-        self.beats.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    state: Arc<Ledger>,
 }
 
 impl RedisPresence {
     /// Starts the node's heartbeat task. Needs a Tokio runtime.
     pub(super) fn new(redis: Arc<Redis>) -> RedisPresence {
-        let state = Arc::new(State::default());
+        let state = Arc::new(Ledger::default());
         tokio::spawn(run(
             redis.clone(),
             Arc::downgrade(&state),
@@ -125,20 +58,11 @@ impl RedisPresence {
 
 impl Presence for RedisPresence {
     fn joined(&self, key: u64, info: &SubscriptionInfo) {
-        let json = serde_json::to_string(info).unwrap_or_default();
-        let mut book = self.state.book();
-        book.current.insert(key, json);
-        book.dirty.insert(key);
-        drop(book);
-        self.state.changed.notify_one();
+        self.state.joined(key, info);
     }
 
     fn left(&self, key: u64) {
-        let mut book = self.state.book();
-        book.current.remove(&key);
-        book.dirty.insert(key);
-        drop(book);
-        self.state.changed.notify_one();
+        self.state.left(key);
     }
 
     fn others(&self) -> LogFuture<'_, Vec<SubscriptionInfo>> {
@@ -164,17 +88,10 @@ impl Presence for RedisPresence {
     fn reap(&self) -> LogFuture<'_, Reaped> {
         Box::pin(async move {
             let redis = &self.redis;
-            let mut reaped = Reaped::default();
-            {
-                let mut book = self.state.book();
-                if std::mem::take(&mut book.revived) {
-                    reaped.back = book
-                        .current
-                        .values()
-                        .filter_map(|json| serde_json::from_str(json).ok())
-                        .collect();
-                }
-            }
+            let mut reaped = Reaped {
+                back: self.state.take_back(),
+                ..Reaped::default()
+            };
             // Only a node heard on time for a whole node timeout may judge:
             // any node alive meanwhile has sent a heartbeat since.
             if !self.state.beats().steady_for(redis.options.node_timeout) {
@@ -210,7 +127,7 @@ impl Presence for RedisPresence {
 
 /// The heartbeat and the writer of this node's hash, until the presence is
 /// dropped.
-async fn run(redis: Arc<Redis>, state: Weak<State>, changed: Arc<Notify>) {
+async fn run(redis: Arc<Redis>, state: Weak<Ledger>, changed: Arc<Notify>) {
     let beat = redis.options.node_timeout / 3;
     let mut interval = tokio::time::interval(beat);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -230,7 +147,7 @@ async fn run(redis: Arc<Redis>, state: Weak<State>, changed: Arc<Notify>) {
 }
 
 /// Writes what changed (or everything), with the heartbeat when due.
-async fn write(redis: &Redis, state: &State, heartbeat: bool) -> Result<(), LogError> {
+async fn write(redis: &Redis, state: &Ledger, heartbeat: bool) -> Result<(), LogError> {
     let key = redis.keys.presence(&redis.node);
     let timeout_ms = redis.options.node_timeout.as_millis() as u64;
     let mut conn = redis.conn.clone();
@@ -306,32 +223,4 @@ fn infos(reply: &Value) -> Vec<SubscriptionInfo> {
         .iter()
         .filter_map(|json| serde_json::from_str(json).ok())
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_node_judges_others_only_after_a_whole_timeout_of_its_own_beats() {
-        let beat = Duration::from_secs(1);
-        let minute = Duration::from_secs(60);
-        let mut beats = Beats::default();
-        assert!(!beats.steady_for(Duration::ZERO), "never heard");
-        let long_ago = Instant::now() - 2 * minute;
-        // Beating on time for two minutes: steady.
-        beats.continuous_since = Some(long_ago);
-        beats.last_ok = Some(Instant::now());
-        beats.record(true, beat);
-        assert!(beats.steady_for(minute));
-        // A beat after a long silence (Redis stalled) starts over.
-        beats.last_ok = Some(long_ago);
-        beats.record(true, beat);
-        assert!(!beats.steady_for(minute));
-        assert!(beats.steady_for(Duration::ZERO));
-        // A failed beat stops judging at once.
-        beats.continuous_since = Some(long_ago);
-        beats.record(false, beat);
-        assert!(!beats.steady_for(Duration::ZERO));
-    }
 }

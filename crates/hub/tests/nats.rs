@@ -1,0 +1,372 @@
+//! The hub on real `nats-server`s with JetStream (started by the test on
+//! free ports): several nodes in one process share one stream, one order
+//! and one history; duplicate ids are refused for as long as history holds
+//! them; a 3-server cluster keeps publishing when the stream's leader dies.
+//! The failure tests with real `tidings serve` processes are the CLI's
+//! (`crates/cli/tests/cluster/nats.rs`).
+
+#[path = "support/nats_server.rs"]
+mod nats_server;
+
+mod common;
+
+use std::time::Duration;
+
+use common::{WAIT, next_ids, parse};
+use futures_util::StreamExt;
+use nats_server::NatsCluster;
+use tidings_hub::{
+    Appended, Entry, Error, Hub, HubConfig, Log, NatsLog, NatsOptions, Retention, SubscribeRequest,
+    Update,
+};
+
+fn options(servers: &NatsCluster, stream: &str, replicas: usize) -> NatsOptions {
+    NatsOptions {
+        servers: servers.url_list(),
+        stream: stream.into(),
+        replicas,
+        timeout: Duration::from_secs(2),
+        block: Duration::from_millis(500),
+        ..NatsOptions::default()
+    }
+}
+
+fn node_with(options: NatsOptions, config: HubConfig) -> Hub {
+    let log = NatsLog::new(options).unwrap();
+    let presence = log.presence();
+    Hub::with_presence(log, presence, config).unwrap()
+}
+
+fn node(servers: &NatsCluster, stream: &str, replicas: usize) -> Hub {
+    let config = HubConfig {
+        publish_timeout: Duration::from_secs(5),
+        ..HubConfig::default()
+    };
+    node_with(options(servers, stream, replicas), config)
+}
+
+fn entry(id: &str) -> Entry {
+    Entry {
+        position: 0,
+        id: id.into(),
+        topics: vec!["t".into()].into_boxed_slice(),
+        private: false,
+        published_at_ms: 1,
+        frame: bytes::Bytes::from(format!("id: {id}\ndata: x\n\n")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_one_order_and_resume_anywhere() {
+    let servers = NatsCluster::single();
+    let (a, b) = (node(&servers, "order", 1), node(&servers, "order", 1));
+    let mut on_a = a.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
+    let mut on_b = b.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    let publishers = [a.clone(), b.clone()].map(|hub| {
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..50 {
+                let id = hub.publish(Update::new("t", i.to_string())).await.unwrap();
+                ids.push(id.to_string());
+            }
+            ids
+        })
+    });
+    let mut published = Vec::new();
+    for publisher in publishers {
+        published.extend(publisher.await.unwrap());
+    }
+    let seen_a = next_ids(&mut on_a, 100).await;
+    let seen_b = next_ids(&mut on_b, 100).await;
+    assert_eq!(seen_a, seen_b, "both nodes deliver one order");
+    let mut sorted = seen_a.clone();
+    sorted.sort();
+    published.sort();
+    assert_eq!(sorted, published, "every update exactly once");
+
+    // A client of node A resumes on node B after the 40th update.
+    let mut resumed = b
+        .subscribe(SubscribeRequest::new(["t"]).last_event_id(seen_a[39].clone()))
+        .await
+        .unwrap();
+    assert_eq!(resumed.last_event_id(), seen_a[39]);
+    assert_eq!(next_ids(&mut resumed, 60).await, seen_a[40..].to_vec());
+
+    // Ids are unique across the cluster.
+    a.publish(Update::new("t", "x").id("mine")).await.unwrap();
+    assert!(matches!(
+        b.publish(Update::new("t", "y").id("mine")).await,
+        Err(Error::DuplicateId(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_assigns_dense_positions_refuses_duplicates_while_held_and_trims() {
+    let servers = NatsCluster::single();
+    let mut options = options(&servers, "append", 1);
+    options.retention = Retention {
+        max_count: Some(100),
+        max_age: None,
+        max_bytes: None,
+    };
+    let log = NatsLog::new(options).unwrap();
+    assert_eq!(log.open().await.unwrap(), 0);
+    // 300 updates in one batch, with an id repeated within the batch.
+    let mut ids: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
+    ids[150] = "u140".into();
+    ids[299] = "u298".into();
+    let outcome = log
+        .append(ids.iter().map(|id| entry(id)).collect())
+        .await
+        .unwrap();
+    assert_eq!(outcome.len(), 300);
+    assert_eq!(outcome[150], Appended::DuplicateId);
+    assert_eq!(outcome[299], Appended::DuplicateId);
+    let positions: Vec<u64> = outcome
+        .iter()
+        .filter_map(|o| match o {
+            Appended::At(p) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        positions,
+        (1..=298).collect::<Vec<u64>>(),
+        "dense, in order"
+    );
+    let stats = log.stats().await.unwrap();
+    assert_eq!(
+        (stats.count, stats.first_position, stats.last_position),
+        (100, Some(199), 298)
+    );
+    let page = log.read_after(296, 10).await.unwrap();
+    let read: Vec<&str> = page.iter().map(|e| &*e.id).collect();
+    assert_eq!(read, ["u297", "u298"]);
+    let located = log.locate("u250").await.unwrap();
+    assert_eq!(located.position, Some(250));
+    // u10 left history with the stream's limit: its id is free again, as
+    // on Redis; u290 is still held, long after any de-duplication window
+    // would matter.
+    assert_eq!(log.locate("u10").await.unwrap().position, None);
+    let again = log.append(vec![entry("u10"), entry("u290")]).await.unwrap();
+    assert_eq!(again, [Appended::At(299), Appended::DuplicateId]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_publish_whose_answer_was_lost_is_its_own_not_a_duplicate() {
+    // What `settle` does after a lost answer: the stream refuses the retry
+    // (the id is held) and the nonce tells that it is this node's own. Two
+    // logs on one stream play "the first attempt" and "another publisher".
+    let servers = NatsCluster::single();
+    let log = NatsLog::new(options(&servers, "retry", 1)).unwrap();
+    log.open().await.unwrap();
+    let other = NatsLog::new(options(&servers, "retry", 1)).unwrap();
+    assert_eq!(
+        other.append(vec![entry("taken")]).await.unwrap(),
+        [Appended::At(1)]
+    );
+    assert_eq!(
+        log.append(vec![entry("taken")]).await.unwrap(),
+        [Appended::DuplicateId],
+        "another publisher's update with the id is a duplicate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_lists_every_node_and_hears_them_leave() {
+    let servers = NatsCluster::single();
+    let config = HubConfig {
+        presence: true,
+        ..HubConfig::default()
+    };
+    let mut short = options(&servers, "presence", 1);
+    short.node_timeout = Duration::from_secs(1);
+    let a = node_with(short.clone(), config.clone());
+    let b = node_with(short, config);
+    let mut watcher = a
+        .subscribe(
+            SubscribeRequest::new(["/.well-known/mercure/subscriptions/{topic}/{subscriber}"])
+                .authorized(["*"]),
+        )
+        .await
+        .unwrap();
+    let mut request = SubscribeRequest::new(["books"]);
+    request.subscriber = Some("urn:uuid:on-b".into());
+    let on_b = b.subscribe(request).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        while !a
+            .subscriptions()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s.subscriber == "urn:uuid:on-b")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .ok();
+    let listed = a.subscriptions().await;
+    assert!(
+        listed
+            .as_ref()
+            .is_ok_and(|l| l.iter().any(|s| s.subscriber == "urn:uuid:on-b")),
+        "node A lists node B's subscription: {listed:?}"
+    );
+    drop(on_b);
+    let mut inactive = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, watcher.next()).await {
+        if let Some((_, data)) = parse(&frame) {
+            let doc: serde_json::Value = serde_json::from_str(&data).unwrap();
+            if doc["subscriber"] == "urn:uuid:on-b" && doc["active"] == false {
+                inactive += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(inactive, 1, "node A's watcher hears B's subscription end");
+    tokio::time::timeout(WAIT, async {
+        while a
+            .subscriptions()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s.subscriber == "urn:uuid:on-b")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("and no longer lists it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_s_subscriptions_are_announced_inactive_once() {
+    let servers = NatsCluster::single();
+    let config = HubConfig {
+        presence: true,
+        ..HubConfig::default()
+    };
+    let mut short = options(&servers, "reap", 1);
+    short.node_timeout = Duration::from_secs(1);
+    let a = node_with(short.clone(), config.clone());
+    let c = node_with(short.clone(), config.clone());
+    let mut watcher = a
+        .subscribe(
+            SubscribeRequest::new(["/.well-known/mercure/subscriptions/{topic}/{subscriber}"])
+                .authorized(["*"]),
+        )
+        .await
+        .unwrap();
+    // A node in a runtime of its own, dropped whole: it stops without a
+    // word, as a killed process does.
+    let (runtime, dead, held) = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (dead, held) = runtime.block_on(async {
+            let dead = node_with(short, config);
+            let mut request = SubscribeRequest::new(["books"]);
+            request.subscriber = Some("urn:uuid:on-dead".into());
+            let held = dead.subscribe(request).await.unwrap();
+            (dead, held)
+        });
+        (runtime, dead, held)
+    })
+    .join()
+    .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while !a
+            .subscriptions()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s.subscriber == "urn:uuid:on-dead")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("node A lists the doomed node's subscription");
+    std::mem::forget(held);
+    std::mem::forget(dead);
+    runtime.shutdown_background();
+    let mut inactive = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, watcher.next()).await {
+        if let Some((_, data)) = parse(&frame) {
+            let doc: serde_json::Value = serde_json::from_str(&data).unwrap();
+            if doc["subscriber"] == "urn:uuid:on-dead" && doc["active"] == false {
+                inactive += 1;
+                // Another second: a second announcement would come by now.
+                if tokio::time::Instant::now() + Duration::from_secs(3) > deadline {
+                    break;
+                }
+            }
+        }
+        if inactive > 0
+            && !a
+                .subscriptions()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .any(|s| s.subscriber == "urn:uuid:on-dead")
+        {
+            break;
+        }
+    }
+    assert_eq!(inactive, 1, "announced inactive once, by A or C");
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_keep_publishing_when_the_stream_leader_dies() {
+    let mut servers = NatsCluster::start(3);
+    let hub = node(&servers, "ha", 3);
+    let mut sub = hub.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(
+            hub.publish(Update::new("t", i.to_string()))
+                .await
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let log = NatsLog::new(options(&servers, "ha", 3)).unwrap();
+    let status = log.status().await.unwrap();
+    let quorum = status.quorum.unwrap();
+    let leader = quorum
+        .split("leader ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ';']).next())
+        .unwrap()
+        .to_owned();
+    assert!(quorum.contains("3 of 3 current"), "{quorum}");
+    servers.kill(servers.index_of(&leader));
+    // Publishing goes on after the election; a publish that finds no
+    // leader is refused, never lost silently.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut after = 0;
+    while after < 20 && tokio::time::Instant::now() < deadline {
+        match hub
+            .publish(Update::new("t", format!("after {after}")))
+            .await
+        {
+            Ok(id) => {
+                acked.push(id.to_string());
+                after += 1;
+            }
+            Err(Error::Unconfirmed(_) | Error::Timeout(_) | Error::Log(_)) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(after, 20, "publishing resumed after the leader's death");
+    let got = next_ids(&mut sub, acked.len()).await;
+    let unique: std::collections::HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "nothing twice");
+    for id in &acked {
+        assert!(got.contains(id), "{id} acknowledged and delivered");
+    }
+}
