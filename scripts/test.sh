@@ -32,6 +32,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The cluster tests start redis-server themselves, on free ports with their
 # own temp dirs; they never use a Redis the machine may already run on 6379.
 command -v redis-server >/dev/null || need_packages redis-server
+# Likewise nats-server (JetStream, for the NATS engine's tests and its
+# failure tests with a 3-server cluster), never the machine's on 4222.
+command -v nats-server >/dev/null || need_packages nats-server
 
 step "tests"
 cargo test --workspace

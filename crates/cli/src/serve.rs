@@ -126,6 +126,52 @@ pub(crate) struct Args {
     /// PEM private key of --redis-cert-file.
     #[arg(long, env = "TIDINGS_REDIS_KEY_FILE", value_name = "FILE")]
     redis_key_file: Option<PathBuf>,
+    /// Replicas that must hold a publish before it is answered (WAIT N,
+    /// bounded by --publish-timeout; fewer answer 503 Unconfirmed)
+    /// [default: 0].
+    #[arg(long, env = "TIDINGS_REDIS_MIN_REPLICAS", value_name = "N")]
+    redis_min_replicas: Option<u32>,
+    /// Run as one node of a cluster whose log is a JetStream stream on these
+    /// NATS servers (nats://host:port or tls://host:port, comma-separated;
+    /// nats://user:password@… or nats://token@… with credentials)
+    /// [default: none].
+    #[arg(
+        long,
+        env = "TIDINGS_NATS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    nats: Vec<String>,
+    /// The JetStream stream holding the log; nodes with the same --nats and
+    /// stream form one hub [default: tidings].
+    #[arg(long, env = "TIDINGS_NATS_STREAM", value_name = "NAME")]
+    nats_stream: Option<String>,
+    /// Replicas of the stream: 3 survives the loss of any one server, 1 is
+    /// for development [default: 3].
+    #[arg(long, env = "TIDINGS_NATS_REPLICAS", value_name = "N")]
+    nats_replicas: Option<usize>,
+    /// NATS credentials file (.creds: a user JWT and its nkey seed)
+    /// [default: none].
+    #[arg(long, env = "TIDINGS_NATS_CREDS", value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
+    /// File holding a NATS token [default: none].
+    #[arg(long, env = "TIDINGS_NATS_TOKEN_FILE", value_name = "FILE")]
+    nats_token_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the NATS servers' certificates
+    /// (tls:// only) [default: the system's].
+    #[arg(long, env = "TIDINGS_NATS_CA_FILE", value_name = "FILE")]
+    nats_ca_file: Option<PathBuf>,
+    /// PEM certificate chain to present to NATS, with --nats-key-file.
+    #[arg(long, env = "TIDINGS_NATS_CERT_FILE", value_name = "FILE")]
+    nats_cert_file: Option<PathBuf>,
+    /// PEM private key of --nats-cert-file.
+    #[arg(long, env = "TIDINGS_NATS_KEY_FILE", value_name = "FILE")]
+    nats_key_file: Option<PathBuf>,
+    /// A node silent this long is dead; another announces its subscriptions
+    /// inactive [default: 10s].
+    #[arg(long, env = "TIDINGS_NATS_NODE_TIMEOUT", value_parser = humantime::parse_duration)]
+    nats_node_timeout: Option<Duration>,
     /// PEM certificate chain: serve HTTPS with HTTP/2 and HTTP/1.1 (by
     /// ALPN); reloaded on SIGHUP [default: plain HTTP].
     #[arg(long, env = "TIDINGS_TLS_CERT", value_name = "FILE")]
@@ -210,6 +256,32 @@ impl Args {
             redis_cert_file => cert_file,
             redis_key_file => key_file
         );
+        if let Some(n) = self.redis_min_replicas {
+            c.redis.min_replicas = n;
+        }
+        if !self.nats.is_empty() {
+            c.nats.servers = self.nats;
+        }
+        if let Some(stream) = self.nats_stream {
+            c.nats.stream = stream;
+        }
+        if let Some(n) = self.nats_replicas {
+            c.nats.replicas = n;
+        }
+        if let Some(timeout) = self.nats_node_timeout {
+            c.nats.node_timeout = timeout;
+        }
+        // The [nats] table's optional keys, from flags named nats-….
+        macro_rules! set_some_nats {
+            ($($flag:ident => $field:ident),*) => { $( if let Some(v) = self.$flag { c.nats.$field = Some(v); } )* };
+        }
+        set_some_nats!(
+            nats_creds => creds,
+            nats_token_file => token_file,
+            nats_ca_file => ca_file,
+            nats_cert_file => cert_file,
+            nats_key_file => key_file
+        );
         if !self.jwt_issuer.is_empty() {
             c.jwt_issuer = self.jwt_issuer;
         }
@@ -248,6 +320,17 @@ async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
     config.listen = address;
     let data_dir = config.data_dir.clone();
     let history = match &config.redis.url {
+        _ if !config.nats.servers.is_empty() => History::Nats {
+            servers: config
+                .nats
+                .servers
+                .iter()
+                .map(|s| tidings_hub::NatsOptions::redacted(s))
+                .collect::<Vec<_>>()
+                .join(","),
+            stream: config.nats.stream.clone(),
+            replicas: config.nats.replicas,
+        },
         Some(url) => History::Redis {
             url: tidings_hub::RedisOptions::redacted(url),
             prefix: config.redis.prefix.clone(),
@@ -258,6 +341,7 @@ async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
     let max_subscribers = config.max_connections;
     let context = match &history {
         History::Redis { url, .. } => format!("cannot start the hub (Redis {url})"),
+        History::Nats { servers, .. } => format!("cannot start the hub (NATS {servers})"),
         History::Local(_) => format!("cannot start the hub (data dir {})", data_dir.display()),
     };
     let metrics = match config.metrics_listen {
@@ -308,7 +392,15 @@ async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
 /// Where this node's history is, for the banner.
 enum History {
     Local(Storage),
-    Redis { url: String, prefix: String },
+    Redis {
+        url: String,
+        prefix: String,
+    },
+    Nats {
+        servers: String,
+        stream: String,
+        replicas: usize,
+    },
 }
 
 fn print_banner(
@@ -379,6 +471,22 @@ fn print_banner(
             say!(
                 out,
                 "  ready:     {address}/readyz answers 200 once this node has reached Redis"
+            );
+            Storage::Memory
+        }
+        History::Nats {
+            servers,
+            stream,
+            replicas,
+        } => {
+            say!(
+                out,
+                "  cluster:   log on NATS JetStream {servers}, stream {stream} (R{replicas}), this node {}",
+                server.node().unwrap_or("?")
+            );
+            say!(
+                out,
+                "  ready:     {address}/readyz answers 200 once the stream has a quorum"
             );
             Storage::Memory
         }

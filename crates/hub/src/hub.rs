@@ -473,6 +473,19 @@ impl Hub {
         }
     }
 
+    /// What the log's engine says of itself: the servers reached and their
+    /// quorum (for readiness probes and operators).
+    ///
+    /// # Errors
+    /// When the log cannot be asked.
+    pub async fn log_status(&self) -> Result<crate::log::LogStatus> {
+        let shared = &self.inner.shared;
+        match tokio::time::timeout(shared.config.publish_timeout, shared.log.status()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => Err(Error::Timeout(shared.config.publish_timeout)),
+        }
+    }
+
     /// Waits until this node has fanned out every update the log held when
     /// called: after it, a new subscription starts after those updates.
     ///

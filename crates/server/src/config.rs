@@ -77,6 +77,10 @@ pub struct Config {
     /// The cluster: with `url` set, the log, the tail and presence are on
     /// Redis, and every node with the same URL and prefix is one hub.
     pub redis: RedisConfig,
+    /// The cluster on NATS JetStream: with `servers` set, the log is a
+    /// replicated JetStream stream, and every node with the same servers and
+    /// stream is one hub. Not together with `[redis] url`.
+    pub nats: NatsConfig,
     /// Time a client has to send its request headers. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
@@ -129,6 +133,10 @@ pub struct RedisConfig {
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `cert-file`.
     pub key_file: Option<PathBuf>,
+    /// Replicas that must hold each publish before it is answered (`WAIT N`
+    /// after the write, bounded by `publish-timeout`); fewer in time answer
+    /// 503 Unconfirmed. Default: 0 (answer once the primary has it).
+    pub min_replicas: u32,
 }
 
 impl Default for RedisConfig {
@@ -140,7 +148,62 @@ impl Default for RedisConfig {
             ca_file: None,
             cert_file: None,
             key_file: None,
+            min_replicas: 0,
         }
+    }
+}
+
+/// The `[nats]` table: the cluster's shared log on NATS JetStream.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct NatsConfig {
+    /// Seed servers, `nats://host:port` or `tls://host:port`; the client
+    /// learns the rest of the cluster from them. Default: none (no NATS).
+    pub servers: Vec<String>,
+    /// The JetStream stream that holds the log. Default: `tidings`.
+    pub stream: String,
+    /// Replicas of the stream: 3 survives the loss of any one server, 1 is
+    /// for development. Default: 3.
+    pub replicas: usize,
+    /// A NATS credentials file (`.creds`). Default: none.
+    pub creds: Option<PathBuf>,
+    /// A file holding the token for servers that authenticate by token.
+    /// Default: none.
+    pub token_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the servers' certificates (`tls://`
+    /// only). Default: none (the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain presented to the servers, with `key-file`
+    /// (mutual TLS). Default: none.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert-file`.
+    pub key_file: Option<PathBuf>,
+    /// A node silent for this long is dead, and another node announces its
+    /// subscriptions inactive. Default: `10s`.
+    #[serde(with = "humantime_serde")]
+    pub node_timeout: Duration,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            servers: Vec::new(),
+            stream: "tidings".into(),
+            replicas: 3,
+            creds: None,
+            token_file: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            node_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Whether this node is one of a cluster (Redis or NATS).
+    pub fn is_cluster(&self) -> bool {
+        self.redis.url.is_some() || !self.nats.servers.is_empty()
     }
 }
 
@@ -191,6 +254,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
             redis: RedisConfig::default(),
+            nats: NatsConfig::default(),
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,
@@ -293,10 +357,36 @@ impl Config {
     /// A message naming the setting and what to do.
     pub fn check(&self) -> Result<(), String> {
         self.public_url()?;
-        if self.redis.url.is_some() {
-            if self.is_development() {
-                return Err("a cluster (redis url) needs one JWT key shared by every node: set jwt-key (or publisher-jwt-key and subscriber-jwt-key), the same on each node".into());
+        let redis_wanted = self.redis.url.is_some();
+        if redis_wanted && !self.nats.servers.is_empty() {
+            return Err("redis and nats are two cluster engines: give one of them (--redis or --nats), not both".into());
+        }
+        if self.is_cluster() && self.is_development() {
+            return Err("a cluster (redis or nats) needs one JWT key shared by every node: set jwt-key (or publisher-jwt-key and subscriber-jwt-key), the same on each node".into());
+        }
+        if !self.nats.servers.is_empty() {
+            let nats = &self.nats;
+            if !(1..=5).contains(&nats.replicas) {
+                return Err(format!(
+                    "nats replicas must be from 1 to 5, not {}: 3 survives the loss of any one server, 1 is for development",
+                    nats.replicas
+                ));
             }
+            if nats.node_timeout < Duration::from_secs(1) {
+                return Err("nats node-timeout must be at least 1s".into());
+            }
+            if nats.cert_file.is_some() != nats.key_file.is_some() {
+                return Err("nats cert-file and key-file go together (the client certificate and its private key, PEM): set both or neither".into());
+            }
+            let tls_files = nats.ca_file.is_some() || nats.cert_file.is_some();
+            if tls_files && !nats.servers.iter().all(|s| s.starts_with("tls://")) {
+                return Err(
+                    "nats ca-file, cert-file and key-file are for TLS to NATS: give tls:// servers"
+                        .into(),
+                );
+            }
+        }
+        if redis_wanted {
             let prefix = &self.redis.prefix;
             if prefix.is_empty()
                 || prefix.contains(['{', '}'])
@@ -568,6 +658,7 @@ mod tests {
         header_read_timeout: String,
         publish_timeout: String,
         redis: RedisView,
+        nats: NatsView,
         tls_cert: String,
         tls_key: String,
         tls_self_signed: bool,
@@ -584,6 +675,22 @@ mod tests {
     struct RedisView {
         url: String,
         prefix: String,
+        node_timeout: String,
+        min_replicas: u32,
+    }
+
+    /// The `[nats]` table's keys.
+    #[derive(serde::Serialize, Default)]
+    #[serde(rename_all = "kebab-case")]
+    struct NatsView {
+        servers: Vec<String>,
+        stream: String,
+        replicas: usize,
+        creds: String,
+        token_file: String,
+        ca_file: String,
+        cert_file: String,
+        key_file: String,
         node_timeout: String,
     }
 
@@ -616,6 +723,7 @@ mod tests {
                 header_read_timeout: _,
                 publish_timeout: _,
                 redis: _,
+                nats: _,
                 tls_cert: _,
                 tls_key: _,
                 tls_self_signed: _,
@@ -650,6 +758,7 @@ mod tests {
                 header_read_timeout: String::new(),
                 publish_timeout: String::new(),
                 redis: RedisView::default(),
+                nats: NatsView::default(),
                 tls_cert: String::new(),
                 tls_key: String::new(),
                 tls_self_signed: false,

@@ -59,7 +59,9 @@ pub use config::{Config, LogFormat, RedisConfig, Storage};
 pub use error::ApiError;
 pub use limits::{default_max_connections, open_file_limit, raise_open_file_limit};
 pub use subscribe::HISTORY_GAP_HEADER;
-use tidings_hub::{Hub, HubConfig, MemoryLog, RedbLog, RedisLog, RedisOptions, RedisTls};
+use tidings_hub::{
+    Hub, HubConfig, MemoryLog, NatsLog, NatsOptions, RedbLog, RedisLog, RedisOptions, RedisTls,
+};
 pub use tls::TlsError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -123,8 +125,19 @@ impl Server {
             ..HubConfig::default()
         };
         let mut node = None;
-        let hub = match (&config.redis.url, config.storage) {
-            (Some(_), _) => {
+        let redis_wanted = config.redis.url.is_some();
+        let hub = match (redis_wanted, config.storage) {
+            _ if !config.nats.servers.is_empty() => {
+                let log = NatsLog::new(nats_options(&config)?)?;
+                node = Some(log.node().to_owned());
+                if config.subscriptions {
+                    let presence = log.presence();
+                    Hub::with_presence(log, presence, hub_config)?
+                } else {
+                    Hub::new(log, hub_config)?
+                }
+            }
+            (true, _) => {
                 let log = RedisLog::new(redis_options(&config)?)?;
                 node = Some(log.node().to_owned());
                 if config.subscriptions {
@@ -134,11 +147,11 @@ impl Server {
                     Hub::new(log, hub_config)?
                 }
             }
-            (None, Storage::Redb) => Hub::new(
+            (false, Storage::Redb) => Hub::new(
                 RedbLog::open(&config.data_dir, config.retention())?,
                 hub_config,
             )?,
-            (None, Storage::Memory) => Hub::new(MemoryLog::new(config.retention()), hub_config)?,
+            (false, Storage::Memory) => Hub::new(MemoryLog::new(config.retention()), hub_config)?,
         };
         let algorithm: Algorithm = config
             .jwt_algorithm
@@ -432,11 +445,48 @@ fn redis_options(config: &Config) -> Result<RedisOptions, ServeError> {
         timeout: config.publish_timeout,
         node_timeout: redis.node_timeout,
         retention: config.retention(),
+        min_replicas: redis.min_replicas,
         tls: RedisTls {
             ca: read("ca-file", &redis.ca_file)?,
             client,
         },
         ..RedisOptions::default()
+    })
+}
+
+/// The NATS log's options from the settings. The request timeout is the
+/// publish timeout, as for Redis.
+fn nats_options(config: &Config) -> Result<NatsOptions, ServeError> {
+    let nats = &config.nats;
+    let read = |key: &str, path: &std::path::PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| {
+            ServeError::Config(format!("cannot read nats {key} {}: {e}", path.display()))
+        })
+    };
+    let token = nats
+        .token_file
+        .as_ref()
+        .map(|path| read("token-file", path).map(|t| t.trim().to_owned()))
+        .transpose()?;
+    if token.as_deref() == Some("") {
+        return Err(ServeError::Config("nats token-file is empty".into()));
+    }
+    Ok(NatsOptions {
+        servers: nats.servers.clone(),
+        stream: nats.stream.clone(),
+        replicas: nats.replicas,
+        credentials: nats
+            .creds
+            .as_ref()
+            .map(|path| read("creds", path))
+            .transpose()?,
+        token,
+        ca_file: nats.ca_file.clone(),
+        client_cert: nats.cert_file.clone().zip(nats.key_file.clone()),
+        timeout: config.publish_timeout,
+        node_timeout: nats.node_timeout,
+        retention: config.retention(),
+        ..NatsOptions::default()
     })
 }
 

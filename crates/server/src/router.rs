@@ -258,12 +258,31 @@ async fn probe_route(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
+/// `ready` (200) or why not (503), then what the log's engine says: the
+/// servers reached and the quorum.
 async fn readyz(State(state): State<SharedState>) -> Response {
-    match state.hub.ready().await {
-        Ok(()) => "ready\n".into_response(),
-        Err(error) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
-            .retry_after(1)
-            .into_response(),
+    let ready = state.hub.ready().await;
+    let status = match state.hub.log_status().await {
+        Ok(status) => {
+            let mut text = format!("engine: {}\n", status.engine);
+            for server in &status.servers {
+                text.push_str(&format!("server: {server}\n"));
+            }
+            if let Some(quorum) = &status.quorum {
+                text.push_str(&format!("quorum: {quorum}\n"));
+            }
+            text
+        }
+        Err(error) => format!("engine: cannot say ({error})\n"),
+    };
+    match ready {
+        Ok(()) => format!("ready\n{status}").into_response(),
+        Err(error) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{error}\n{status}"),
+        )
+        .retry_after(1)
+        .into_response(),
     }
 }
 

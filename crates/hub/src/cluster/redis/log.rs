@@ -230,7 +230,7 @@ impl RedisLog {
             }
             todo = retry;
         }
-        Ok(outcome
+        let mut outcome: Vec<Appended> = outcome
             .into_iter()
             .map(|o| {
                 o.unwrap_or_else(|| {
@@ -239,7 +239,72 @@ impl RedisLog {
                     ))
                 })
             })
-            .collect())
+            .collect();
+        let wanted = redis.options.min_replicas;
+        if wanted > 0 && outcome.iter().any(|o| matches!(o, Appended::At(_))) {
+            self.confirm(wanted, &mut outcome).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Redis's role and how many replicas are connected to it.
+    async fn replication(&self) -> Result<(String, u32), LogError> {
+        let redis = &self.redis;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut redis.conn.clone())
+            .await
+            .map_err(|e| redis.error("reading its replication state", e))?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.trim().to_owned())
+        };
+        let role = field("role").unwrap_or_else(|| "unknown role".into());
+        let replicas = field("connected_slaves")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        Ok((role, replicas))
+    }
+
+    /// Waits until `wanted` replicas hold this connection's writes (`WAIT`):
+    /// the stored updates of the batch are answered only then, or told
+    /// [`Appended::Unconfirmed`] when fewer did within the timeout.
+    ///
+    /// `WAIT` counts the replicas that acknowledged every write this
+    /// connection made so far, the batch's included; the writer is the only
+    /// one writing on it in order, so that is the batch.
+    async fn confirm(&self, wanted: u32, outcome: &mut [Appended]) {
+        let redis = &self.redis;
+        // The command's own budget: the publish timeout less a margin for
+        // the round trip, so that the answer comes before the writer's
+        // deadline does.
+        let budget = redis
+            .options
+            .timeout
+            .saturating_sub(redis.options.timeout / 5);
+        let reply: Result<i64, _> = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(budget.as_millis().max(1) as u64)
+            .query_async(&mut redis.conn.clone())
+            .await;
+        let why = match reply {
+            Ok(acknowledged) if acknowledged >= i64::from(wanted) => return,
+            Ok(acknowledged) => format!(
+                "only {acknowledged} of the {wanted} Redis replicas required (min-replicas) confirmed the update within {budget:?}"
+            ),
+            Err(error) => format!(
+                "Redis at {} stored the update but could not confirm its replicas: {error}",
+                redis.target
+            ),
+        };
+        metrics::counter!("tidings_redis_wait_shortfalls_total").increment(1);
+        let why: Arc<str> = why.into();
+        for o in outcome.iter_mut() {
+            if matches!(o, Appended::At(_)) {
+                *o = Appended::Unconfirmed(why.clone());
+            }
+        }
     }
 
     /// What one publish script call said of each update of its chunk.
@@ -400,14 +465,52 @@ impl Log for RedisLog {
         })
     }
 
+    /// Ready when Redis answers, and with `min_replicas`, when that many
+    /// replicas are connected to it (publishes would be unconfirmed
+    /// otherwise).
     fn check(&self) -> LogFuture<'_, ()> {
         Box::pin(async move {
             let redis = &self.redis;
-            let _: Value = redis::cmd("PING")
-                .query_async(&mut redis.conn.clone())
-                .await
-                .map_err(|e| redis.error("answering a ping", e))?;
+            let wanted = redis.options.min_replicas;
+            if wanted == 0 {
+                let _: Value = redis::cmd("PING")
+                    .query_async(&mut redis.conn.clone())
+                    .await
+                    .map_err(|e| redis.error("answering a ping", e))?;
+                return Ok(());
+            }
+            let (role, replicas) = self.replication().await?;
+            if replicas < wanted {
+                return Err(LogError::Unavailable {
+                    what: format!(
+                        "Redis at {} ({role}) has {replicas} replicas connected, and publishes need {wanted} (min-replicas)",
+                        redis.target
+                    ),
+                    source: Arc::new(std::io::Error::other("too few replicas")),
+                });
+            }
             Ok(())
+        })
+    }
+
+    fn status(&self) -> LogFuture<'_, crate::log::LogStatus> {
+        Box::pin(async move {
+            let redis = &self.redis;
+            let (state, quorum) = match self.replication().await {
+                Ok((role, replicas)) => (
+                    format!("reached, {role}"),
+                    format!(
+                        "{replicas} replicas connected; publishes wait for {} (min-replicas)",
+                        redis.options.min_replicas
+                    ),
+                ),
+                Err(error) => (format!("unreachable: {error}"), "unknown".to_owned()),
+            };
+            Ok(crate::log::LogStatus {
+                engine: "redis".into(),
+                servers: vec![format!("{} ({state})", redis.target)],
+                quorum: Some(quorum),
+            })
         })
     }
 

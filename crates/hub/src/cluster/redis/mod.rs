@@ -64,6 +64,11 @@ pub struct RedisOptions {
     /// Certificates for `rediss://` beyond the system's roots. Default:
     /// none.
     pub tls: RedisTls,
+    /// Replicas that must hold a batch before its publishers are answered:
+    /// `WAIT min_replicas timeout` after the write. Fewer within the
+    /// timeout answer [`Appended::Unconfirmed`](crate::Appended::Unconfirmed).
+    /// Default: 0 (answered once the primary holds it).
+    pub min_replicas: u32,
 }
 
 /// TLS material for `rediss://`, PEM-encoded. Its `Debug` shows what is set,
@@ -117,6 +122,7 @@ impl Default for RedisOptions {
             node_timeout: Duration::from_secs(10),
             retention: Retention::default(),
             tls: RedisTls::default(),
+            min_replicas: 0,
         }
     }
 }
