@@ -18,6 +18,7 @@ use tidings_server::{Algorithm, KeyMaterial, MintClaims};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub(crate) use crate::nats_server::NatsCluster;
 pub(crate) use crate::redis_server::RedisServer;
 
 /// The longest a test waits for any one thing it expects.
@@ -68,6 +69,29 @@ impl Node {
 
     /// Starts a node on the Redis at `url`, with extra flags and environment.
     pub(crate) fn start_on(url: &str, prefix: &str, extra: &[&str], env: &[(&str, &str)]) -> Node {
+        Node::start_with(&["--redis", url, "--redis-prefix", prefix], extra, env)
+    }
+
+    /// Starts a node on a JetStream stream of `nats` with three replicas.
+    pub(crate) fn start_nats(nats: &NatsCluster, stream: &str, extra: &[&str]) -> Node {
+        let urls = nats.urls();
+        let replicas = nats.len().min(3).to_string();
+        Node::start_with(
+            &[
+                "--nats",
+                &urls,
+                "--nats-stream",
+                stream,
+                "--nats-replicas",
+                &replicas,
+            ],
+            extra,
+            &[],
+        )
+    }
+
+    /// Starts a node with the engine's flags, extra flags and environment.
+    pub(crate) fn start_with(engine: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
@@ -81,7 +105,7 @@ impl Node {
             .env("RUST_LOG", "info")
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
-            .args(["--redis", url, "--redis-prefix", prefix])
+            .args(engine)
             .args(["--jwt-key", SECRET, "--anonymous", "--keep-alive", "1s"])
             .args(["--publish-timeout", "2s"])
             .args(extra)

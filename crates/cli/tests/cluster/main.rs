@@ -15,7 +15,11 @@
 #[path = "../../../hub/tests/support/redis_server.rs"]
 mod redis_server;
 
+#[path = "../../../hub/tests/support/nats_server.rs"]
+mod nats_server;
+
 mod harness;
+mod nats;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
