@@ -455,3 +455,55 @@ fn regression_weak_keys_are_printed_at_start() {
         "{warning}"
     );
 }
+
+#[test]
+fn redis_and_nats_together_or_unusable_nats_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.creds");
+    for (extra, says) in [
+        (
+            vec![
+                "--redis",
+                "redis://127.0.0.1:1/0",
+                "--nats",
+                "nats://127.0.0.1:1",
+            ],
+            "not both",
+        ),
+        (vec!["--nats", "http://127.0.0.1:1"], "invalid NATS URL"),
+        (
+            vec!["--nats", "nats://127.0.0.1:1", "--nats-replicas", "0"],
+            "replicas",
+        ),
+        (
+            vec!["--nats", "nats://127.0.0.1:1", "--nats-stream", "a.b"],
+            "stream name",
+        ),
+        (
+            vec![
+                "--nats",
+                "nats://127.0.0.1:1",
+                "--nats-creds",
+                missing.to_str().unwrap(),
+            ],
+            "cannot read nats creds",
+        ),
+    ] {
+        let mut args: Vec<&std::ffi::OsStr> = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-key",
+            "a-cluster-key-shared-by-nodes-0123",
+        ]
+        .iter()
+        .map(|s| s.as_ref())
+        .collect();
+        args.push("--data-dir".as_ref());
+        args.push(dir.path().as_os_str());
+        args.extend(extra.iter().map(|s| std::ffi::OsStr::new(*s)));
+        let stderr = fails(&args);
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+}

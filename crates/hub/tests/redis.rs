@@ -481,3 +481,47 @@ async fn the_redis_log_assigns_dense_positions_refuses_duplicates_and_trims() {
     let read: Vec<&str> = page.iter().map(|e| &*e.id).collect();
     assert_eq!(read, ["u297", "u298"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_replicas_answers_only_what_a_replica_holds_and_unconfirmed_otherwise() {
+    let primary = RedisServer::start(false);
+    let mut replica = RedisServer::start(false);
+    replica
+        .command(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()])
+        .expect("the replica follows the primary");
+    tokio::time::timeout(WAIT, async {
+        while !replica
+            .command(&["INFO", "replication"])
+            .is_some_and(|info| info.contains("master_link_status:up"))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the replica syncs");
+    let mut options = options(&primary, "wait");
+    options.min_replicas = 1;
+    let config = HubConfig {
+        publish_timeout: Duration::from_secs(2),
+        ..HubConfig::default()
+    };
+    let hub = Hub::new(RedisLog::new(options).unwrap(), config).unwrap();
+    // Answered once the replica has it: it is then on the replica.
+    let id = hub
+        .publish(Update::new("t", "kept").id("w1"))
+        .await
+        .unwrap();
+    assert_eq!(id.as_str(), "w1");
+    assert_eq!(
+        replica.command(&["HEXISTS", "{wait}:ids", "w1"]).as_deref(),
+        Some(":1"),
+        "the replica holds what was acknowledged"
+    );
+    assert!(hub.ready().await.is_ok());
+    // The replica gone: stored on the primary, but not confirmed.
+    replica.pause();
+    let refused = hub.publish(Update::new("t", "alone").id("w2")).await;
+    assert!(matches!(refused, Err(Error::Unconfirmed(_))), "{refused:?}");
+    assert!(refused.unwrap_err().to_string().contains("replicas"));
+    replica.resume();
+}
