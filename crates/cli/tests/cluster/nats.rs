@@ -23,6 +23,11 @@ use crate::harness::{
     publisher_task, wait_for,
 };
 
+/// One of these tests at a time: each runs three NATS servers and three
+/// nodes, and several at once on a 2-core machine stretch elections and
+/// catch-ups past the waits.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Three nodes on the cluster's stream `stream`, each ready.
 async fn nodes(nats: &NatsCluster, stream: &str, client: &reqwest::Client) -> Vec<Node> {
     let nodes: Vec<Node> = (0..3)
@@ -156,6 +161,7 @@ async fn settle(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_leader_killed_mid_stream_loses_nothing_acknowledged() {
+    let _serial = SERIAL.lock().await;
     let mut nats = NatsCluster::start(3);
     let client = client();
     let nodes = nodes(&nats, "leader-kill", &client).await;
@@ -187,6 +193,7 @@ async fn the_stream_leader_killed_mid_stream_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_s_subscribers_resume_on_another_exactly_once() {
+    let _serial = SERIAL.lock().await;
     let nats = NatsCluster::start(3);
     let client = client();
     let nodes = nodes(&nats, "node-kill", &client).await;
@@ -211,6 +218,7 @@ async fn a_killed_node_s_subscribers_resume_on_another_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_cut_off_past_the_election_timeout_then_back_loses_nothing() {
+    let _serial = SERIAL.lock().await;
     let mut nats = NatsCluster::start(3);
     let client = client();
     let nodes = nodes(&nats, "freeze", &client).await;
@@ -267,6 +275,7 @@ async fn leader_now(node: &Node, client: &reqwest::Client) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_nats_cluster_restarted_nodes_recover_and_nothing_acknowledged_is_lost() {
+    let _serial = SERIAL.lock().await;
     let mut nats = NatsCluster::start(3);
     let client = client();
     let nodes = nodes(&nats, "restart", &client).await;
@@ -327,6 +336,7 @@ async fn the_whole_nats_cluster_restarted_nodes_recover_and_nothing_acknowledged
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_server_down_refuses_nothing_and_a_lost_quorum_answers_503_retry_after() {
+    let _serial = SERIAL.lock().await;
     let mut nats = NatsCluster::start(3);
     let client = client();
     let nodes = nodes(&nats, "quorum", &client).await;

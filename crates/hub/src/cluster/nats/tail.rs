@@ -79,6 +79,18 @@ impl NatsTail {
                 )));
             }
         }
+        if info.state.last_sequence > self.cursor && self.messages.is_some() {
+            // Idle for a whole block time while the stream holds more: the
+            // consumer is stuck (its server died and the client has not
+            // noticed yet, say). Start it again from the cursor; what it
+            // already delivered is dropped as seen.
+            tracing::debug!(
+                cursor = self.cursor,
+                last = info.state.last_sequence,
+                "the tail's consumer delivers nothing while the stream holds more; starting it again"
+            );
+            self.messages = None;
+        }
         if info.state.last_sequence < self.cursor {
             self.messages = None;
             self.pending.clear();
@@ -100,7 +112,15 @@ impl NatsTail {
             let nats = &self.log.nats;
             let consumer = stream
                 .create_consumer(pull::OrderedConfig {
-                    name: Some(format!("tidings-tail-{}", nats.node)),
+                    // A new name each time: the server keeps an old
+                    // consumer until it has been inactive for a while, and
+                    // a create with its name but another start sequence is
+                    // refused ("start sequence can not be updated").
+                    name: Some(format!(
+                        "tidings-tail-{}-{}",
+                        nats.node,
+                        uuid::Uuid::now_v7().simple()
+                    )),
                     description: Some("a Tidings node's tail".into()),
                     deliver_policy: DeliverPolicy::ByStartSequence {
                         start_sequence: self.cursor + 1,
