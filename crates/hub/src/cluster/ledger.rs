@@ -2,11 +2,13 @@
 //! subscriptions as stored, and its own heartbeats.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::log::LogError;
 use crate::presence::SubscriptionInfo;
 
 /// This node's presence state, shared by its handle and its writer task.
@@ -62,6 +64,51 @@ impl Ledger {
         self.changed.notify_one();
     }
 
+    /// Records what the heartbeat `beat` (sent every `period`) answered: on
+    /// success, whether the store had lost this node (new, or reaped while
+    /// it was cut off), so that everything is written again and, if it had
+    /// been heard before, announced active again.
+    ///
+    /// # Errors
+    /// The heartbeat's own failure, after recording it.
+    pub(crate) fn beaten(
+        &self,
+        beat: Result<bool, LogError>,
+        period: Duration,
+    ) -> Result<(), LogError> {
+        self.beats().record(beat.is_ok(), period);
+        let lost = beat?;
+        let mut book = self.book();
+        if lost {
+            book.rewrite = true;
+            book.revived |= book.beaten;
+        }
+        book.beaten = true;
+        Ok(())
+    }
+
+    /// What to write now: everything (`true`, the store's copy replaced
+    /// whole) when the store cannot be trusted, else the keys changed since
+    /// the last call, each with its JSON or `None` when it ended.
+    pub(crate) fn take_writes(&self) -> (bool, Vec<(u64, Option<String>)>) {
+        let mut book = self.book();
+        if std::mem::take(&mut book.rewrite) {
+            book.dirty.clear();
+            let all = book
+                .current
+                .iter()
+                .map(|(k, json)| (*k, Some(json.clone())))
+                .collect();
+            return (true, all);
+        }
+        let dirty: Vec<u64> = book.dirty.drain().collect();
+        let changes = dirty
+            .into_iter()
+            .map(|k| (k, book.current.get(&k).cloned()))
+            .collect();
+        (false, changes)
+    }
+
     /// This node's subscriptions to announce active again, once, after
     /// other nodes took it for dead.
     pub(crate) fn take_back(&self) -> Vec<SubscriptionInfo> {
@@ -73,6 +120,36 @@ impl Ledger {
             .values()
             .filter_map(|json| serde_json::from_str(json).ok())
             .collect()
+    }
+}
+
+/// The heartbeat and the writer of a node's presence, until the presence is
+/// dropped: `write(state, heartbeat)` runs every `period` with a heartbeat
+/// due, and whenever a subscription starts or ends. A failed write leaves
+/// the store's copy untrusted: the next one rewrites it whole.
+pub(crate) async fn run<F, Fut>(
+    state: Weak<Ledger>,
+    changed: Arc<Notify>,
+    period: Duration,
+    write: F,
+) where
+    F: Fn(Arc<Ledger>, bool) -> Fut,
+    Fut: Future<Output = Result<(), LogError>>,
+{
+    let mut interval = tokio::time::interval(period.max(Duration::from_millis(100)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let heartbeat = tokio::select! {
+            _ = interval.tick() => true,
+            () = changed.notified() => false,
+        };
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        if let Err(error) = write(state.clone(), heartbeat).await {
+            tracing::debug!(%error, "cannot write this node's presence now; will rewrite it");
+            state.book().rewrite = true;
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! [`RedisPresence`]) or NATS JetStream ([`NatsLog`], [`NatsPresence`]).
 
 #[cfg(any(feature = "redis", feature = "nats"))]
+mod consecutive;
+#[cfg(any(feature = "redis", feature = "nats"))]
 mod ledger;
 #[cfg(feature = "nats")]
 mod nats;

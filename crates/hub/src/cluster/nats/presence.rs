@@ -31,8 +31,7 @@
 //! that no tombstone is left behind for each subscription ever made.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{DeliverPolicy, ReplayPolicy, push};
@@ -41,9 +40,9 @@ use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
-use tokio::sync::{Mutex as AsyncMutex, Notify, OnceCell};
+use tokio::sync::{Mutex as AsyncMutex, OnceCell};
 
-use super::super::ledger::Ledger;
+use super::super::ledger::{self, Ledger};
 use super::Nats;
 use crate::log::{LogError, LogFuture};
 use crate::presence::{Presence, Reaped, SubscriptionInfo};
@@ -89,10 +88,15 @@ impl NatsPresence {
             store: OnceCell::new(),
             beat: AsyncMutex::new(None),
         });
-        tokio::spawn(run(
-            inner.clone(),
+        let writer = inner.clone();
+        tokio::spawn(ledger::run(
             Arc::downgrade(&state),
             state.changed.clone(),
+            inner.nats.options.node_timeout / 3,
+            move |state, heartbeat| {
+                let inner = writer.clone();
+                async move { inner.write(&state, heartbeat).await }
+            },
         ));
         NatsPresence { inner, state }
     }
@@ -319,39 +323,17 @@ impl Inner {
     /// Writes what changed (or everything), with the heartbeat when due.
     async fn write(&self, state: &Ledger, heartbeat: bool) -> Result<(), LogError> {
         if heartbeat || state.book().rewrite {
-            let beat = self.heartbeat().await;
-            state
-                .beats()
-                .record(beat.is_ok(), self.nats.options.node_timeout / 3);
-            let fresh = beat?;
-            let mut book = state.book();
-            if fresh {
-                // New, or reaped while cut off: what was stored is gone.
-                book.rewrite = true;
-                book.revived |= book.beaten;
-            }
-            book.beaten = true;
+            state.beaten(self.heartbeat().await, self.nats.options.node_timeout / 3)?;
         }
-        let writes: Vec<(String, Option<Bytes>)> = {
-            let mut book = state.book();
-            let node = self.node();
-            if std::mem::take(&mut book.rewrite) {
-                book.dirty.clear();
-                book.current
-                    .iter()
-                    .map(|(k, json)| (format!("subs.{node}.{k}"), Some(Bytes::from(json.clone()))))
-                    .collect()
-            } else {
-                let dirty: Vec<u64> = book.dirty.drain().collect();
-                dirty
-                    .into_iter()
-                    .map(|k| {
-                        let value = book.current.get(&k).map(|json| Bytes::from(json.clone()));
-                        (format!("subs.{node}.{k}"), value)
-                    })
-                    .collect()
-            }
-        };
+        // A whole rewrite puts every key; the keys of ended subscriptions
+        // are already gone (purged, or claimed by whoever reaped this node).
+        let node = self.node();
+        let writes: Vec<(String, Option<Bytes>)> = state
+            .take_writes()
+            .1
+            .into_iter()
+            .map(|(k, json)| (format!("subs.{node}.{k}"), json.map(Bytes::from)))
+            .collect();
         if writes.is_empty() {
             return Ok(());
         }
@@ -466,26 +448,5 @@ impl Presence for NatsPresence {
             }
             Ok(reaped)
         })
-    }
-}
-
-/// The heartbeat and the writer of this node's keys, until the presence is
-/// dropped.
-async fn run(inner: Arc<Inner>, state: Weak<Ledger>, changed: Arc<Notify>) {
-    let beat = inner.nats.options.node_timeout / 3;
-    let mut interval = tokio::time::interval(beat.max(Duration::from_millis(100)));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let heartbeat = tokio::select! {
-            _ = interval.tick() => true,
-            () = changed.notified() => false,
-        };
-        let Some(state) = state.upgrade() else {
-            return;
-        };
-        if let Err(error) = inner.write(&state, heartbeat).await {
-            tracing::debug!(%error, "cannot write this node's presence now; will rewrite it");
-            state.book().rewrite = true;
-        }
     }
 }

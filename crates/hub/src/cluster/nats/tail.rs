@@ -19,6 +19,7 @@ use std::sync::Arc;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures_util::{FutureExt, StreamExt};
 
+use super::super::consecutive;
 use super::entry::{self, Foreign};
 use super::log::NatsLog;
 use crate::log::{Entry, LogError, LogFuture, Tail, TailEvent};
@@ -276,22 +277,8 @@ impl Tail for NatsTail {
             }
             // Consecutive and readable, up to the first hole or bad entry;
             // the rest waits for the next call.
-            let mut entries = Vec::with_capacity(items.len());
-            let mut rest = items.into_iter();
-            for item in rest.by_ref() {
-                match item {
-                    Ok(entry) if entry.position == self.cursor + entries.len() as u64 + 1 => {
-                        entries.push(entry);
-                    }
-                    other => {
-                        self.pending.push(other);
-                        break;
-                    }
-                }
-            }
-            self.pending.extend(rest);
-            let more = !self.pending.is_empty() || entries.len() == TAIL_COUNT;
-            self.cursor = entries.last().map_or(self.cursor, |e| e.position);
+            let (entries, more) =
+                consecutive::take(&mut self.cursor, items, &mut self.pending, TAIL_COUNT);
             Ok(TailEvent::Entries { entries, more })
         })
     }

@@ -8,12 +8,11 @@
 //! pipelines. When Redis was unreachable, or this node was declared dead
 //! while cut off, the task rewrites the whole hash from what it holds.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use redis::Value;
-use tokio::sync::Notify;
 
-use super::super::ledger::Ledger;
+use super::super::ledger::{self, Ledger};
 use super::Redis;
 use super::entry;
 use crate::log::{LogError, LogFuture};
@@ -33,10 +32,15 @@ impl RedisPresence {
     /// Starts the node's heartbeat task. Needs a Tokio runtime.
     pub(super) fn new(redis: Arc<Redis>) -> RedisPresence {
         let state = Arc::new(Ledger::default());
-        tokio::spawn(run(
-            redis.clone(),
+        let writer = redis.clone();
+        tokio::spawn(ledger::run(
             Arc::downgrade(&state),
             state.changed.clone(),
+            redis.options.node_timeout / 3,
+            move |state, heartbeat| {
+                let redis = writer.clone();
+                async move { write(&redis, &state, heartbeat).await }
+            },
         ));
         RedisPresence { redis, state }
     }
@@ -125,27 +129,6 @@ impl Presence for RedisPresence {
     }
 }
 
-/// The heartbeat and the writer of this node's hash, until the presence is
-/// dropped.
-async fn run(redis: Arc<Redis>, state: Weak<Ledger>, changed: Arc<Notify>) {
-    let beat = redis.options.node_timeout / 3;
-    let mut interval = tokio::time::interval(beat);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let heartbeat = tokio::select! {
-            _ = interval.tick() => true,
-            () = changed.notified() => false,
-        };
-        let Some(state) = state.upgrade() else {
-            return;
-        };
-        if let Err(error) = write(&redis, &state, heartbeat).await {
-            tracing::debug!(%error, "cannot write this node's presence now; will rewrite it");
-            state.book().rewrite = true;
-        }
-    }
-}
-
 /// Writes what changed (or everything), with the heartbeat when due.
 async fn write(redis: &Redis, state: &Ledger, heartbeat: bool) -> Result<(), LogError> {
     let key = redis.keys.presence(&redis.node);
@@ -161,44 +144,30 @@ async fn write(redis: &Redis, state: &Ledger, heartbeat: bool) -> Result<(), Log
             .arg(timeout_ms)
             .invoke_async(&mut conn)
             .await;
-        state
-            .beats()
-            .record(added.is_ok(), redis.options.node_timeout / 3);
-        let added = added.map_err(|e| redis.error("sending the heartbeat", e))?;
-        let mut book = state.book();
-        if entry::integer(&added) == Some(1) {
-            // New, or reaped while cut off: the stored hash is gone.
-            book.rewrite = true;
-            book.revived |= book.beaten;
-        }
-        book.beaten = true;
-        drop(book);
+        // 1: the node was not listed (new, or reaped while cut off), so
+        // its hash is gone.
+        let lost = added
+            .map(|added| entry::integer(&added) == Some(1))
+            .map_err(|e| redis.error("sending the heartbeat", e));
+        state.beaten(lost, redis.options.node_timeout / 3)?;
     }
     let mut pipe = redis::pipe();
-    {
-        let mut book = state.book();
-        if std::mem::take(&mut book.rewrite) {
-            book.dirty.clear();
-            pipe.cmd("DEL").arg(&key);
-            let all: Vec<(&u64, &String)> = book.current.iter().collect();
-            for chunk in all.chunks(REWRITE_CHUNK) {
-                let cmd = pipe.cmd("HSET").arg(&key);
-                for (k, json) in chunk {
-                    cmd.arg(k.to_string()).arg(json.as_str());
-                }
+    let (whole, writes) = state.take_writes();
+    if whole {
+        pipe.cmd("DEL").arg(&key);
+        for chunk in writes.chunks(REWRITE_CHUNK) {
+            let cmd = pipe.cmd("HSET").arg(&key);
+            for (k, json) in chunk {
+                cmd.arg(k.to_string())
+                    .arg(json.as_deref().unwrap_or_default());
             }
-        } else {
-            let dirty: Vec<u64> = book.dirty.drain().collect();
-            for k in dirty {
-                match book.current.get(&k) {
-                    Some(json) => pipe
-                        .cmd("HSET")
-                        .arg(&key)
-                        .arg(k.to_string())
-                        .arg(json.as_str()),
-                    None => pipe.cmd("HDEL").arg(&key).arg(k.to_string()),
-                };
-            }
+        }
+    } else {
+        for (k, json) in writes {
+            match json {
+                Some(json) => pipe.cmd("HSET").arg(&key).arg(k.to_string()).arg(json),
+                None => pipe.cmd("HDEL").arg(&key).arg(k.to_string()),
+            };
         }
     }
     if pipe.is_empty() {
