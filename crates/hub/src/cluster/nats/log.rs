@@ -217,15 +217,19 @@ impl NatsLog {
             }
         }))
         .await;
-        let mut outcome = Vec::with_capacity(entries.len());
-        for ((answer, entry), nonce) in answers.into_iter().zip(&entries).zip(nonces) {
-            outcome.push(match answer {
-                Err(why) => Appended::Refused(why),
-                Ok(Ok(ack)) => Appended::At(ack.sequence),
-                Ok(Err(error)) => self.settle(entry, nonce, error).await,
-            });
-        }
-        Ok(outcome)
+        // The publishes JetStream did not acknowledge are settled at once,
+        // not one after the other: in an election every publish of the
+        // batch times out, and each settling is a lookup of its own.
+        Ok(join_all(answers.into_iter().zip(&entries).zip(nonces).map(
+            |((answer, entry), nonce)| async move {
+                match answer {
+                    Err(why) => Appended::Refused(why),
+                    Ok(Ok(ack)) => Appended::At(ack.sequence),
+                    Ok(Err(error)) => self.settle(entry, nonce, error).await,
+                }
+            },
+        ))
+        .await)
     }
 
     /// What became of a publish JetStream did not acknowledge.
