@@ -319,23 +319,20 @@ async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
     // The default public URL names the port bound, not port 0.
     config.listen = address;
     let data_dir = config.data_dir.clone();
-    let history = match &config.redis.url {
-        _ if !config.nats.servers.is_empty() => History::Nats {
-            servers: config
-                .nats
-                .servers
-                .iter()
-                .map(|s| tidings_hub::NatsOptions::redacted(s))
-                .collect::<Vec<_>>()
-                .join(","),
+    let history = if config.nats.servers.is_empty() {
+        match &config.redis.url {
+            Some(url) => History::Redis {
+                url: tidings_hub::RedisOptions::redacted(url),
+                prefix: config.redis.prefix.clone(),
+            },
+            None => History::Local(config.storage),
+        }
+    } else {
+        History::Nats {
+            servers: tidings_hub::NatsOptions::redacted_list(&config.nats.servers),
             stream: config.nats.stream.clone(),
             replicas: config.nats.replicas,
-        },
-        Some(url) => History::Redis {
-            url: tidings_hub::RedisOptions::redacted(url),
-            prefix: config.redis.prefix.clone(),
-        },
-        None => History::Local(config.storage),
+        }
     };
     let anonymous = config.allows_anonymous();
     let max_subscribers = config.max_connections;

@@ -365,25 +365,15 @@ impl Config {
             return Err("a cluster (redis or nats) needs one JWT key shared by every node: set jwt-key (or publisher-jwt-key and subscriber-jwt-key), the same on each node".into());
         }
         if !self.nats.servers.is_empty() {
+            // The URLs, the stream name, the replicas and which files need
+            // tls:// are the hub's to check (NatsLog::new, before anything
+            // connects); here only what the options cannot say.
             let nats = &self.nats;
-            if !(1..=5).contains(&nats.replicas) {
-                return Err(format!(
-                    "nats replicas must be from 1 to 5, not {}: 3 survives the loss of any one server, 1 is for development",
-                    nats.replicas
-                ));
-            }
             if nats.node_timeout < Duration::from_secs(1) {
                 return Err("nats node-timeout must be at least 1s".into());
             }
             if nats.cert_file.is_some() != nats.key_file.is_some() {
                 return Err("nats cert-file and key-file go together (the client certificate and its private key, PEM): set both or neither".into());
-            }
-            let tls_files = nats.ca_file.is_some() || nats.cert_file.is_some();
-            if tls_files && !nats.servers.iter().all(|s| s.starts_with("tls://")) {
-                return Err(
-                    "nats ca-file, cert-file and key-file are for TLS to NATS: give tls:// servers"
-                        .into(),
-                );
             }
         }
         if redis_wanted {

@@ -60,7 +60,8 @@ pub use error::ApiError;
 pub use limits::{default_max_connections, open_file_limit, raise_open_file_limit};
 pub use subscribe::HISTORY_GAP_HEADER;
 use tidings_hub::{
-    Hub, HubConfig, MemoryLog, NatsLog, NatsOptions, RedbLog, RedisLog, RedisOptions, RedisTls,
+    Hub, HubConfig, Log, MemoryLog, NatsLog, NatsOptions, Presence, RedbLog, RedisLog,
+    RedisOptions, RedisTls,
 };
 pub use tls::TlsError;
 use tokio::net::TcpListener;
@@ -125,33 +126,24 @@ impl Server {
             ..HubConfig::default()
         };
         let mut node = None;
-        let redis_wanted = config.redis.url.is_some();
-        let hub = match (redis_wanted, config.storage) {
-            _ if !config.nats.servers.is_empty() => {
-                let log = NatsLog::new(nats_options(&config)?)?;
-                node = Some(log.node().to_owned());
-                if config.subscriptions {
-                    let presence = log.presence();
-                    Hub::with_presence(log, presence, hub_config)?
-                } else {
-                    Hub::new(log, hub_config)?
-                }
+        let hub = if !config.nats.servers.is_empty() {
+            let log = NatsLog::new(nats_options(&config)?)?;
+            node = Some(log.node().to_owned());
+            let presence = config.subscriptions.then(|| log.presence());
+            cluster_hub(log, presence, hub_config)?
+        } else if config.redis.url.is_some() {
+            let log = RedisLog::new(redis_options(&config)?)?;
+            node = Some(log.node().to_owned());
+            let presence = config.subscriptions.then(|| log.presence());
+            cluster_hub(log, presence, hub_config)?
+        } else {
+            match config.storage {
+                Storage::Redb => Hub::new(
+                    RedbLog::open(&config.data_dir, config.retention())?,
+                    hub_config,
+                )?,
+                Storage::Memory => Hub::new(MemoryLog::new(config.retention()), hub_config)?,
             }
-            (true, _) => {
-                let log = RedisLog::new(redis_options(&config)?)?;
-                node = Some(log.node().to_owned());
-                if config.subscriptions {
-                    let presence = log.presence();
-                    Hub::with_presence(log, presence, hub_config)?
-                } else {
-                    Hub::new(log, hub_config)?
-                }
-            }
-            (false, Storage::Redb) => Hub::new(
-                RedbLog::open(&config.data_dir, config.retention())?,
-                hub_config,
-            )?,
-            (false, Storage::Memory) => Hub::new(MemoryLog::new(config.retention()), hub_config)?,
         };
         let algorithm: Algorithm = config
             .jwt_algorithm
@@ -451,6 +443,19 @@ fn redis_options(config: &Config) -> Result<RedisOptions, ServeError> {
             client,
         },
         ..RedisOptions::default()
+    })
+}
+
+/// A hub on a cluster engine's log, with its presence when the subscription
+/// API is on (otherwise a node keeps its subscriptions to itself).
+fn cluster_hub<L: Log, P: Presence>(
+    log: L,
+    presence: Option<P>,
+    config: HubConfig,
+) -> Result<Hub, ServeError> {
+    Ok(match presence {
+        Some(presence) => Hub::with_presence(log, presence, config)?,
+        None => Hub::new(log, config)?,
     })
 }
 

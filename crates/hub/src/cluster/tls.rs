@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 /// Checks PEM material as a TLS connection will use it: each file holds a
 /// certificate at least, the CA's can be roots, and the client's certificate
-/// parses and matches its key. `what` names the server ("Redis", "NATS") in
-/// nothing but the hint; the caller adds the context.
+/// parses and matches its key. The caller names the server in its message.
 ///
 /// Both client libraries build their TLS settings only when they connect,
 /// and take a file with no certificate as an empty trust store, so a bad

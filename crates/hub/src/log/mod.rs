@@ -218,8 +218,7 @@ pub trait Log: Send + Sync + fmt::Debug + 'static {
 /// What [`Log::status`] says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogStatus {
-    /// The engine: `memory`, `redb`, `redis`, `redis-sentinel`,
-    /// `nats-jetstream`.
+    /// The engine: `memory`, `redb`, `redis`, `nats-jetstream`.
     pub engine: String,
     /// The servers reached or known, each with its state.
     pub servers: Vec<String>,

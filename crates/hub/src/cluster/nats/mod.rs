@@ -136,6 +136,16 @@ impl NatsOptions {
         redacted(url)
     }
 
+    /// Several servers, each [redacted](NatsOptions::redacted), as
+    /// `--nats` takes them (comma-separated).
+    pub fn redacted_list(servers: &[String]) -> String {
+        servers
+            .iter()
+            .map(|s| redacted(s))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Checks every setting that can be checked without a server: the URLs,
     /// the stream name, the replicas, the TLS files.
     fn check(&self) -> Result<(), LogError> {
@@ -169,7 +179,7 @@ impl NatsOptions {
         }
         if !(1..=5).contains(&self.replicas) {
             return Err(LogError::Config(format!(
-                "NATS replicas must be from 1 to 5 (JetStream's range), not {}",
+                "NATS replicas must be from 1 to 5 (JetStream's range), not {}: 3 survives the loss of any one server, 1 is for development",
                 self.replicas
             )));
         }
@@ -271,12 +281,7 @@ impl Nats {
     /// Checks the options, without connecting.
     fn new(options: NatsOptions) -> Result<Nats, LogError> {
         options.check()?;
-        let target = options
-            .servers
-            .iter()
-            .map(|s| redacted(s))
-            .collect::<Vec<_>>()
-            .join(",");
+        let target = NatsOptions::redacted_list(&options.servers);
         let node = uuid::Uuid::now_v7().simple().to_string();
         Ok(Nats {
             options,
