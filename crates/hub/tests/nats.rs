@@ -12,8 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{WAIT, next_ids, parse};
-use futures_util::StreamExt;
+use common::{WAIT, cluster, next_ids};
 use nats_server::NatsCluster;
 use tidings_hub::{
     Appended, Entry, Error, Hub, HubConfig, Log, NatsLog, NatsOptions, Retention, SubscribeRequest,
@@ -60,44 +59,7 @@ fn entry(id: &str) -> Entry {
 async fn nodes_share_one_order_and_resume_anywhere() {
     let servers = NatsCluster::single();
     let (a, b) = (node(&servers, "order", 1), node(&servers, "order", 1));
-    let mut on_a = a.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
-    let mut on_b = b.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
-    let publishers = [a.clone(), b.clone()].map(|hub| {
-        tokio::spawn(async move {
-            let mut ids = Vec::new();
-            for i in 0..50 {
-                let id = hub.publish(Update::new("t", i.to_string())).await.unwrap();
-                ids.push(id.to_string());
-            }
-            ids
-        })
-    });
-    let mut published = Vec::new();
-    for publisher in publishers {
-        published.extend(publisher.await.unwrap());
-    }
-    let seen_a = next_ids(&mut on_a, 100).await;
-    let seen_b = next_ids(&mut on_b, 100).await;
-    assert_eq!(seen_a, seen_b, "both nodes deliver one order");
-    let mut sorted = seen_a.clone();
-    sorted.sort();
-    published.sort();
-    assert_eq!(sorted, published, "every update exactly once");
-
-    // A client of node A resumes on node B after the 40th update.
-    let mut resumed = b
-        .subscribe(SubscribeRequest::new(["t"]).last_event_id(seen_a[39].clone()))
-        .await
-        .unwrap();
-    assert_eq!(resumed.last_event_id(), seen_a[39]);
-    assert_eq!(next_ids(&mut resumed, 60).await, seen_a[40..].to_vec());
-
-    // Ids are unique across the cluster.
-    a.publish(Update::new("t", "x").id("mine")).await.unwrap();
-    assert!(matches!(
-        b.publish(Update::new("t", "y").id("mine")).await,
-        Err(Error::DuplicateId(_))
-    ));
+    cluster::one_order_and_resume_anywhere(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,62 +145,7 @@ async fn presence_lists_every_node_and_hears_them_leave() {
     short.node_timeout = Duration::from_secs(1);
     let a = node_with(short.clone(), config.clone());
     let b = node_with(short, config);
-    let mut watcher = a
-        .subscribe(
-            SubscribeRequest::new(["/.well-known/mercure/subscriptions/{topic}/{subscriber}"])
-                .authorized(["*"]),
-        )
-        .await
-        .unwrap();
-    let mut request = SubscribeRequest::new(["books"]);
-    request.subscriber = Some("urn:uuid:on-b".into());
-    let on_b = b.subscribe(request).await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        while !a
-            .subscriptions()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .any(|s| s.subscriber == "urn:uuid:on-b")
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .ok();
-    let listed = a.subscriptions().await;
-    assert!(
-        listed
-            .as_ref()
-            .is_ok_and(|l| l.iter().any(|s| s.subscriber == "urn:uuid:on-b")),
-        "node A lists node B's subscription: {listed:?}"
-    );
-    drop(on_b);
-    let mut inactive = 0;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, watcher.next()).await {
-        if let Some((_, data)) = parse(&frame) {
-            let doc: serde_json::Value = serde_json::from_str(&data).unwrap();
-            if doc["subscriber"] == "urn:uuid:on-b" && doc["active"] == false {
-                inactive += 1;
-                break;
-            }
-        }
-    }
-    assert_eq!(inactive, 1, "node A's watcher hears B's subscription end");
-    tokio::time::timeout(WAIT, async {
-        while a
-            .subscriptions()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .any(|s| s.subscriber == "urn:uuid:on-b")
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("and no longer lists it");
+    cluster::presence_spans_nodes(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,13 +159,7 @@ async fn a_dead_node_s_subscriptions_are_announced_inactive_once() {
     short.node_timeout = Duration::from_secs(1);
     let a = node_with(short.clone(), config.clone());
     let c = node_with(short.clone(), config.clone());
-    let mut watcher = a
-        .subscribe(
-            SubscribeRequest::new(["/.well-known/mercure/subscriptions/{topic}/{subscriber}"])
-                .authorized(["*"]),
-        )
-        .await
-        .unwrap();
+    let mut watcher = cluster::subscription_watcher(&a).await;
     // A node in a runtime of its own, dropped whole: it stops without a
     // word, as a killed process does.
     let (runtime, dead, held) = std::thread::spawn(move || {
@@ -274,47 +175,17 @@ async fn a_dead_node_s_subscriptions_are_announced_inactive_once() {
     })
     .join()
     .unwrap();
-    tokio::time::timeout(WAIT, async {
-        while !a
-            .subscriptions()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .any(|s| s.subscriber == "urn:uuid:on-dead")
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("node A lists the doomed node's subscription");
+    cluster::until_listed(&a, "urn:uuid:on-dead", true).await;
     std::mem::forget(held);
     std::mem::forget(dead);
     runtime.shutdown_background();
-    let mut inactive = 0;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, watcher.next()).await {
-        if let Some((_, data)) = parse(&frame) {
-            let doc: serde_json::Value = serde_json::from_str(&data).unwrap();
-            if doc["subscriber"] == "urn:uuid:on-dead" && doc["active"] == false {
-                inactive += 1;
-                // Another second: a second announcement would come by now.
-                if tokio::time::Instant::now() + Duration::from_secs(3) > deadline {
-                    break;
-                }
-            }
-        }
-        if inactive > 0
-            && !a
-                .subscriptions()
-                .await
-                .unwrap_or_default()
-                .iter()
-                .any(|s| s.subscriber == "urn:uuid:on-dead")
-        {
-            break;
-        }
-    }
-    assert_eq!(inactive, 1, "announced inactive once, by A or C");
+    // Once, by A or C; three seconds more for a second announcement that
+    // must not come.
+    let announced =
+        cluster::inactive_announcements(&mut watcher, "urn:uuid:on-dead", Duration::from_secs(3))
+            .await;
+    assert_eq!(announced, 1, "announced inactive once, by A or C");
+    cluster::until_listed(&a, "urn:uuid:on-dead", false).await;
     drop(c);
 }
 

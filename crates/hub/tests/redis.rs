@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{WAIT, next_event, next_ids, parse, strings};
+use common::{WAIT, cluster, next_event, next_ids, strings};
 use futures_util::StreamExt;
 use redis_server::RedisServer;
 use tidings_hub::{
@@ -56,44 +56,7 @@ fn node(server: &RedisServer, prefix: &str) -> Hub {
 async fn nodes_share_one_order_and_resume_anywhere() {
     let server = RedisServer::start(false);
     let (a, b) = (node(&server, "order"), node(&server, "order"));
-    let mut on_a = a.subscribe(SubscribeRequest::new(["*"])).await.unwrap();
-    let mut on_b = b.subscribe(SubscribeRequest::new(["t"])).await.unwrap();
-    let publishers = [a.clone(), b.clone()].map(|hub| {
-        tokio::spawn(async move {
-            let mut ids = Vec::new();
-            for i in 0..50 {
-                let id = hub.publish(Update::new("t", i.to_string())).await.unwrap();
-                ids.push(id.to_string());
-            }
-            ids
-        })
-    });
-    let mut published = Vec::new();
-    for publisher in publishers {
-        published.extend(publisher.await.unwrap());
-    }
-    let seen_a = next_ids(&mut on_a, 100).await;
-    let seen_b = next_ids(&mut on_b, 100).await;
-    assert_eq!(seen_a, seen_b, "both nodes deliver one order");
-    let mut sorted = seen_a.clone();
-    sorted.sort();
-    published.sort();
-    assert_eq!(sorted, published, "every update exactly once");
-
-    // A client of node A resumes on node B after the 40th update.
-    let mut resumed = b
-        .subscribe(SubscribeRequest::new(["t"]).last_event_id(seen_a[39].clone()))
-        .await
-        .unwrap();
-    assert_eq!(resumed.last_event_id(), seen_a[39]);
-    assert_eq!(next_ids(&mut resumed, 60).await, seen_a[40..].to_vec());
-
-    // Ids are unique across the cluster.
-    a.publish(Update::new("t", "x").id("mine")).await.unwrap();
-    assert!(matches!(
-        b.publish(Update::new("t", "y").id("mine")).await,
-        Err(Error::DuplicateId(_))
-    ));
+    cluster::one_order_and_resume_anywhere(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,58 +208,7 @@ async fn presence_lists_every_node_and_hears_them_leave() {
     short.node_timeout = Duration::from_secs(1);
     let a = node_with(short.clone(), config.clone());
     let b = node_with(short, config);
-    let mut watcher = a
-        .subscribe(
-            SubscribeRequest::new(["/.well-known/mercure/subscriptions/{topic}/{subscriber}"])
-                .authorized(["*"]),
-        )
-        .await
-        .unwrap();
-    let mut request = SubscribeRequest::new(["books"]);
-    request.subscriber = Some("urn:uuid:on-b".into());
-    let on_b = b.subscribe(request).await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        while !a
-            .subscriptions()
-            .await
-            .unwrap()
-            .iter()
-            .any(|s| s.subscriber == "urn:uuid:on-b")
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("node A lists node B's subscription");
-    // B's subscriber leaves: B announces it, and A's watcher hears it from
-    // the shared log. (A node killed outright is reaped by another node:
-    // the CLI's cluster tests kill a real process for that.)
-    drop(on_b);
-    let mut inactive = 0;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, watcher.next()).await {
-        if let Some((_, data)) = parse(&frame) {
-            let doc: serde_json::Value = serde_json::from_str(&data).unwrap();
-            if doc["subscriber"] == "urn:uuid:on-b" && doc["active"] == false {
-                inactive += 1;
-                break;
-            }
-        }
-    }
-    assert_eq!(inactive, 1, "node A's watcher hears B's subscription end");
-    tokio::time::timeout(WAIT, async {
-        while a
-            .subscriptions()
-            .await
-            .unwrap()
-            .iter()
-            .any(|s| s.subscriber == "urn:uuid:on-b")
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("and no longer lists it");
+    cluster::presence_spans_nodes(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@
 //!   then a second down (quorum lost: 503 with Retry-After, never a silent
 //!   loss).
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -62,15 +63,20 @@ async fn opened(collectors: &[Collector]) {
 
 /// The server the stream's leader runs on, as a node's readiness says.
 async fn leader(node: &Node, client: &reqwest::Client) -> String {
-    let text = node
-        .readyz_saying(client, "leader n")
+    node.readyz_saying(client, "leader n")
         .await
-        .unwrap_or_else(|| panic!("no leader in {}/readyz; log:\n{}", node.url, node.log()));
-    text.split("leader ")
+        .as_deref()
+        .and_then(leader_in)
+        .unwrap_or_else(|| panic!("no leader in {}/readyz; log:\n{}", node.url, node.log()))
+}
+
+/// The leader a readiness text names (`… leader n1, …`).
+fn leader_in(readyz: &str) -> Option<String> {
+    readyz
+        .split("leader ")
         .nth(1)
         .and_then(|rest| rest.split([',', ';', ' ']).next())
-        .unwrap()
-        .to_owned()
+        .map(str::to_owned)
 }
 
 /// Publishers through every node: `count` updates each, one at a time.
@@ -122,6 +128,28 @@ fn patient_publishers(
         .collect()
 }
 
+/// Waits until every subscriber has read every `expected` update; checks
+/// each read none twice and all read one order (what one read beyond
+/// another, updates stored but not acknowledged, may differ in length).
+/// What each read.
+async fn deliver(expected: &HashSet<String>, collectors: Vec<Collector>) -> Vec<Vec<String>> {
+    let mut orders = Vec::new();
+    for collector in collectors {
+        let got = collector.finish(expected).await;
+        assert_once(&got.ids, "a subscriber");
+        orders.push(got.ids);
+    }
+    let shortest = orders.iter().map(Vec::len).min().unwrap_or(0);
+    for order in &orders {
+        assert_eq!(
+            order[..shortest],
+            orders[0][..shortest],
+            "every subscriber on every node saw one order"
+        );
+    }
+    orders
+}
+
 /// Waits for every publisher, then for every subscriber to read every
 /// acknowledged update; checks the bar and prints the figures.
 async fn settle(
@@ -135,22 +163,8 @@ async fn settle(
     }
     let expected = acked(&published);
     let refused: usize = published.iter().map(|p| p.refused.len()).sum();
-    let mut orders = Vec::new();
-    let mut delivered = Vec::new();
-    for collector in collectors {
-        let got = collector.finish(&expected).await;
-        assert_once(&got.ids, "a subscriber");
-        delivered.push(got.ids.len());
-        orders.push(got.ids);
-    }
-    let shortest = orders.iter().map(Vec::len).min().unwrap_or(0);
-    for order in &orders {
-        assert_eq!(
-            order[..shortest],
-            orders[0][..shortest],
-            "every subscriber on every node saw one order"
-        );
-    }
+    let orders = deliver(&expected, collectors).await;
+    let delivered: Vec<usize> = orders.iter().map(Vec::len).collect();
     println!(
         "{what}: {} acknowledged, {refused} refused (503, not acknowledged); delivered to each of {} subscribers: {delivered:?}; 0 acknowledged lost, 0 duplicated",
         expected.len(),
@@ -267,10 +281,7 @@ async fn leader_now(node: &Node, client: &reqwest::Client) -> Option<String> {
         .text()
         .await
         .ok()?;
-    text.split("leader ")
-        .nth(1)
-        .and_then(|rest| rest.split([',', ';', ' ']).next())
-        .map(str::to_owned)
+    leader_in(&text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,13 +332,11 @@ async fn the_whole_nats_cluster_restarted_nodes_recover_and_nothing_acknowledged
         600,
         "every publish while NATS was up was acknowledged"
     );
-    let mut orders = Vec::new();
-    for collector in collectors {
-        let got = collector.finish(&expected).await;
-        assert_once(&got.ids, "a subscriber");
-        orders.push(got.ids);
-    }
-    assert!(orders.iter().all(|o| *o == orders[0]), "one order");
+    let orders = deliver(&expected, collectors).await;
+    assert!(
+        orders.iter().all(|o| *o == orders[0]),
+        "one order, the same length"
+    );
     println!(
         "whole NATS cluster restarted: 600 acknowledged, delivered to each of 3 subscribers: {}; 0 acknowledged lost, 0 duplicated",
         orders[0].len()
@@ -384,19 +393,7 @@ async fn one_server_down_refuses_nothing_and_a_lost_quorum_answers_503_retry_aft
     }
     let expected = acked(&published);
     assert_eq!(expected.len(), 2400);
-    let mut orders = Vec::new();
-    for collector in collectors {
-        let got = collector.finish(&expected).await;
-        assert_once(&got.ids, "a subscriber");
-        orders.push(got.ids);
-    }
-    let shortest = orders.iter().map(Vec::len).min().unwrap_or(0);
-    assert!(
-        orders
-            .iter()
-            .all(|o| o[..shortest] == orders[0][..shortest]),
-        "one order"
-    );
+    deliver(&expected, collectors).await;
     println!(
         "full load with one NATS server down: 2400 acknowledged, 0 refused; delivered to each of 3 subscribers; 0 acknowledged lost, 0 duplicated"
     );

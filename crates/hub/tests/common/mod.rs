@@ -2,6 +2,8 @@
 // Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub(crate) mod cluster;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
