@@ -12,11 +12,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{WAIT, cluster, next_ids};
+use common::cluster::{self, entry};
+use common::{WAIT, next_ids};
 use nats_server::NatsCluster;
 use tidings_hub::{
-    Appended, Entry, Error, Hub, HubConfig, Log, NatsLog, NatsOptions, Retention, SubscribeRequest,
-    Update,
+    Appended, Error, Hub, HubConfig, Log, NatsLog, NatsOptions, Retention, SubscribeRequest, Update,
 };
 
 fn options(servers: &NatsCluster, stream: &str, replicas: usize) -> NatsOptions {
@@ -44,17 +44,6 @@ fn node(servers: &NatsCluster, stream: &str, replicas: usize) -> Hub {
     node_with(options(servers, stream, replicas), config)
 }
 
-fn entry(id: &str) -> Entry {
-    Entry {
-        position: 0,
-        id: id.into(),
-        topics: vec!["t".into()].into_boxed_slice(),
-        private: false,
-        published_at_ms: 1,
-        frame: bytes::Bytes::from(format!("id: {id}\ndata: x\n\n")),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_share_one_order_and_resume_anywhere() {
     let servers = NatsCluster::single();
@@ -72,38 +61,7 @@ async fn the_stream_assigns_dense_positions_refuses_duplicates_while_held_and_tr
         max_bytes: None,
     };
     let log = NatsLog::new(options).unwrap();
-    assert_eq!(log.open().await.unwrap(), 0);
-    // 300 updates in one batch, with an id repeated within the batch.
-    let mut ids: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
-    ids[150] = "u140".into();
-    ids[299] = "u298".into();
-    let outcome = log
-        .append(ids.iter().map(|id| entry(id)).collect())
-        .await
-        .unwrap();
-    assert_eq!(outcome.len(), 300);
-    assert_eq!(outcome[150], Appended::DuplicateId);
-    assert_eq!(outcome[299], Appended::DuplicateId);
-    let positions: Vec<u64> = outcome
-        .iter()
-        .filter_map(|o| match o {
-            Appended::At(p) => Some(*p),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        positions,
-        (1..=298).collect::<Vec<u64>>(),
-        "dense, in order"
-    );
-    let stats = log.stats().await.unwrap();
-    assert_eq!(
-        (stats.count, stats.first_position, stats.last_position),
-        (100, Some(199), 298)
-    );
-    let page = log.read_after(296, 10).await.unwrap();
-    let read: Vec<&str> = page.iter().map(|e| &*e.id).collect();
-    assert_eq!(read, ["u297", "u298"]);
+    cluster::dense_positions_duplicates_and_trim(&log).await;
     let located = log.locate("u250").await.unwrap();
     assert_eq!(located.position, Some(250));
     // u10 left history with the stream's limit: its id is free again, as

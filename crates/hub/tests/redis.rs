@@ -338,7 +338,6 @@ async fn an_entry_no_node_can_read_is_skipped_with_a_reason_not_a_stall() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_log_assigns_dense_positions_refuses_duplicates_and_trims() {
-    use tidings_hub::{Appended, Log};
     let server = RedisServer::start(false);
     let mut options = options(&server, "append");
     options.retention = Retention {
@@ -347,51 +346,12 @@ async fn the_redis_log_assigns_dense_positions_refuses_duplicates_and_trims() {
         max_bytes: None,
     };
     let log = RedisLog::new(options).unwrap();
-    assert_eq!(log.open().await.unwrap(), 0);
-    // 300 updates in one batch (several script calls), with an id repeated
-    // within the batch and across calls.
-    let mut ids: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
-    ids[150] = "u140".into();
-    ids[299] = "u298".into();
-    let entries = ids
-        .iter()
-        .map(|id| tidings_hub::Entry {
-            position: 0,
-            id: id.as_str().into(),
-            topics: vec!["t".into()].into_boxed_slice(),
-            private: false,
-            published_at_ms: 1,
-            frame: bytes::Bytes::from(format!("id: {id}\ndata: x\n\n")),
-        })
-        .collect();
-    let outcome = log.append(entries).await.unwrap();
-    assert_eq!(outcome.len(), 300);
-    assert_eq!(outcome[150], Appended::DuplicateId);
-    assert_eq!(outcome[299], Appended::DuplicateId);
-    let positions: Vec<u64> = outcome
-        .iter()
-        .filter_map(|o| match o {
-            Appended::At(p) => Some(*p),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        positions,
-        (1..=298).collect::<Vec<u64>>(),
-        "dense, in order"
-    );
-    let stats = log.stats().await.unwrap();
-    assert_eq!(
-        (stats.count, stats.first_position, stats.last_position),
-        (100, Some(199), 298)
-    );
+    // Several script calls for the batch, the repeats within and across.
+    cluster::dense_positions_duplicates_and_trim(&log).await;
     assert_eq!(
         server.command(&["HLEN", "{append}:ids"]).as_deref(),
         Some(":100")
     );
-    let page = log.read_after(296, 10).await.unwrap();
-    let read: Vec<&str> = page.iter().map(|e| &*e.id).collect();
-    assert_eq!(read, ["u297", "u298"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

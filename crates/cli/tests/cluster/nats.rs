@@ -29,6 +29,17 @@ use crate::harness::{
 /// catch-ups past the waits.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Three NATS servers, three nodes on their stream `stream`, each ready, and
+/// a subscriber on each node with its stream open.
+async fn scene(stream: &str) -> (NatsCluster, reqwest::Client, Vec<Node>, Vec<Collector>) {
+    let nats = NatsCluster::start(3);
+    let client = client();
+    let nodes = nodes(&nats, stream, &client).await;
+    let collectors = subscribers(&nodes);
+    opened(&collectors).await;
+    (nats, client, nodes, collectors)
+}
+
 /// Three nodes on the cluster's stream `stream`, each ready.
 async fn nodes(nats: &NatsCluster, stream: &str, client: &reqwest::Client) -> Vec<Node> {
     let nodes: Vec<Node> = (0..3)
@@ -176,11 +187,7 @@ async fn settle(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_leader_killed_mid_stream_loses_nothing_acknowledged() {
     let _serial = SERIAL.lock().await;
-    let mut nats = NatsCluster::start(3);
-    let client = client();
-    let nodes = nodes(&nats, "leader-kill", &client).await;
-    let collectors = subscribers(&nodes);
-    opened(&collectors).await;
+    let (mut nats, client, nodes, collectors) = scene("leader-kill").await;
     let publishers = patient_publishers(&client, &nodes, 600);
     collectors[0]
         .wait("a third of the updates arrive", |c| c.ids.len() >= 600)
@@ -208,11 +215,7 @@ async fn the_stream_leader_killed_mid_stream_loses_nothing_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_s_subscribers_resume_on_another_exactly_once() {
     let _serial = SERIAL.lock().await;
-    let nats = NatsCluster::start(3);
-    let client = client();
-    let nodes = nodes(&nats, "node-kill", &client).await;
-    let collectors = subscribers(&nodes);
-    opened(&collectors).await;
+    let (_nats, client, nodes, collectors) = scene("node-kill").await;
     // Publishers through the two nodes that stay.
     let publishers: Vec<_> = (0..3)
         .map(|i| publisher_task(client.clone(), nodes[1 + i % 2].url.clone(), "t", 600))
@@ -233,11 +236,7 @@ async fn a_killed_node_s_subscribers_resume_on_another_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_cut_off_past_the_election_timeout_then_back_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    let mut nats = NatsCluster::start(3);
-    let client = client();
-    let nodes = nodes(&nats, "freeze", &client).await;
-    let collectors = subscribers(&nodes);
-    opened(&collectors).await;
+    let (mut nats, client, nodes, collectors) = scene("freeze").await;
     let publishers = publishers(&client, &nodes, 500);
     collectors[2]
         .wait("a fifth of the updates arrive", |c| c.ids.len() >= 300)
@@ -287,11 +286,7 @@ async fn leader_now(node: &Node, client: &reqwest::Client) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_nats_cluster_restarted_nodes_recover_and_nothing_acknowledged_is_lost() {
     let _serial = SERIAL.lock().await;
-    let mut nats = NatsCluster::start(3);
-    let client = client();
-    let nodes = nodes(&nats, "restart", &client).await;
-    let collectors = subscribers(&nodes);
-    opened(&collectors).await;
+    let (mut nats, client, nodes, collectors) = scene("restart").await;
     let before = publishers(&client, &nodes, 100);
     let mut published = Vec::new();
     for publisher in before {
@@ -346,11 +341,7 @@ async fn the_whole_nats_cluster_restarted_nodes_recover_and_nothing_acknowledged
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_server_down_refuses_nothing_and_a_lost_quorum_answers_503_retry_after() {
     let _serial = SERIAL.lock().await;
-    let mut nats = NatsCluster::start(3);
-    let client = client();
-    let nodes = nodes(&nats, "quorum", &client).await;
-    let collectors = subscribers(&nodes);
-    opened(&collectors).await;
+    let (mut nats, client, nodes, collectors) = scene("quorum").await;
     // One server down that does not lead the stream: the quorum holds, so
     // no publish of a full load may be refused.
     let leader = leader(&nodes[0], &client).await;

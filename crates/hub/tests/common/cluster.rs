@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tidings_hub::{Error, Hub, SubscribeRequest, Subscription, Update};
+use tidings_hub::{Appended, Entry, Error, Hub, Log, SubscribeRequest, Subscription, Update};
 
 use super::{WAIT, next_ids, parse};
 
@@ -121,4 +121,54 @@ pub(crate) async fn inactive_announcements(
         }
     }
     inactive
+}
+
+/// An entry with this id on topic `t`, for a log's own tests.
+pub(crate) fn entry(id: &str) -> Entry {
+    Entry {
+        position: 0,
+        id: id.into(),
+        topics: vec!["t".into()].into_boxed_slice(),
+        private: false,
+        published_at_ms: 1,
+        frame: bytes::Bytes::from(format!("id: {id}\ndata: x\n\n")),
+    }
+}
+
+/// On a new log that keeps 100 updates: 300 appended in one batch, with an
+/// id repeated within it, get dense positions in order and the repeats are
+/// duplicates; retention keeps the newest 100; a page reads what follows a
+/// position.
+pub(crate) async fn dense_positions_duplicates_and_trim(log: &impl Log) {
+    assert_eq!(log.open().await.unwrap(), 0);
+    let mut ids: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
+    ids[150] = "u140".into();
+    ids[299] = "u298".into();
+    let outcome = log
+        .append(ids.iter().map(|id| entry(id)).collect())
+        .await
+        .unwrap();
+    assert_eq!(outcome.len(), 300);
+    assert_eq!(outcome[150], Appended::DuplicateId);
+    assert_eq!(outcome[299], Appended::DuplicateId);
+    let positions: Vec<u64> = outcome
+        .iter()
+        .filter_map(|o| match o {
+            Appended::At(p) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        positions,
+        (1..=298).collect::<Vec<u64>>(),
+        "dense, in order"
+    );
+    let stats = log.stats().await.unwrap();
+    assert_eq!(
+        (stats.count, stats.first_position, stats.last_position),
+        (100, Some(199), 298)
+    );
+    let page = log.read_after(296, 10).await.unwrap();
+    let read: Vec<&str> = page.iter().map(|e| &*e.id).collect();
+    assert_eq!(read, ["u297", "u298"]);
 }
